@@ -1,0 +1,40 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`.
+# Everything else here is what those two stand on.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PY := .venv/bin/python
+CACHE ?= $(HOME)/.cache/campaign-operator
+PYTEST_ARGS ?=
+
+.PHONY: setup uv test unit lint typecheck crds crds-check demo plan-demo clean
+
+uv:
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+
+# Installs the locked environment (no resolution: uv.lock is the truth).
+setup: uv .venv/.synced
+.venv/.synced: pyproject.toml uv.lock
+	$(UV) sync --all-extras --frozen
+	@touch $@
+
+lint: setup
+	$(UV) run --frozen ruff check operator trainer_image tests bench
+	$(UV) run --frozen ruff format --check operator trainer_image tests bench
+
+typecheck: setup
+	$(UV) run --frozen mypy --strict operator/campaign_operator/api operator/campaign_operator/planner
+
+crds: setup
+	$(PY) -m campaign_operator.api.crdgen crds/
+
+test: setup lint typecheck
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
+
+demo: setup
+	$(UV) run --frozen campaign plan examples/demo.yaml
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
