@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import API_VERSION, CAMEL_CASE, DNS_LABEL, ApiModel, CelRule
+from .base import CAMEL_CASE, DNS_LABEL, ApiModel, CelRule
 from .common import (
     TASK_PATTERN,
     CheckpointPolicy,
@@ -483,7 +483,7 @@ class TrainingCampaign(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    api_version: Literal["training.campaign-operator.io/v1alpha1"] = API_VERSION
+    api_version: Literal["training.campaign-operator.io/v1alpha1"] = "training.campaign-operator.io/v1alpha1"
     kind: Literal["TrainingCampaign"] = "TrainingCampaign"
     metadata: ObjectMeta
     spec: TrainingCampaignSpec

@@ -51,7 +51,11 @@ class _Converter:
             model = self.models.get(name)
             if model is not None and model.cel_rules:
                 merged["x-kubernetes-validations"] = [
-                    {"rule": r.rule, "message": r.message, **({"fieldPath": r.field_path} if r.field_path else {})}
+                    {
+                        "rule": r.rule,
+                        "message": r.message,
+                        **({"fieldPath": r.field_path} if r.field_path else {}),
+                    }
                     for r in model.cel_rules
                 ]
             return merged

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import API_VERSION, DNS_LABEL, ApiModel, CelRule
+from .base import DNS_LABEL, ApiModel, CelRule
 from .common import (
     TASK_PATTERN,
     DatasetSpec,
@@ -122,7 +122,7 @@ class Trial(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    api_version: Literal["training.campaign-operator.io/v1alpha1"] = API_VERSION
+    api_version: Literal["training.campaign-operator.io/v1alpha1"] = "training.campaign-operator.io/v1alpha1"
     kind: Literal["Trial"] = "Trial"
     metadata: ObjectMeta
     spec: TrialSpec

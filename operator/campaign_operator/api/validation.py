@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import celpy
 import celpy.celtypes as ct
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 from pydantic import BaseModel, ValidationError
 
 from .base import ApiModel, CelRule
@@ -70,13 +72,13 @@ def rule_violations(model: BaseModel, path: str = "") -> list[str]:
         rules: tuple[CelRule, ...] = type(node).cel_rules
         if not rules:
             continue
-        wire = celpy.json_to_cel(node.to_wire())
+        wire = json_to_cel(node.to_wire())
         for rule in rules:
             if "oldSelf" in rule.rule:
                 continue
             try:
                 ok = _compiled(rule.rule).evaluate({"self": wire})
-            except celpy.CELEvalError as e:  # a rule that cannot evaluate is a defect of ours
+            except CELEvalError as e:  # a rule that cannot evaluate is a defect of ours
                 raise RuntimeError(f"CEL rule {rule.rule!r} failed at {node_path}: {e}") from e
             if not bool(ok):
                 where = f"{node_path}{rule.field_path}".lstrip(".")
