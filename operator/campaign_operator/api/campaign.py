@@ -483,6 +483,15 @@ class TrainingCampaign(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
+    # The CRD's root rules (crdgen), so embedded validation judges metadata like the apiserver.
+    cel_rules = (
+        CelRule(
+            "size(self.metadata.name) <= 63",
+            "metadata.name: at most 63 characters (it becomes the `campaign` label of trials)",
+            ".metadata.name",
+        ),
+    )
+
     api_version: Literal["training.campaign-operator.io/v1alpha1"] = "training.campaign-operator.io/v1alpha1"
     kind: Literal["TrainingCampaign"] = "TrainingCampaign"
     metadata: ObjectMeta
