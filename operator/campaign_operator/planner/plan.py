@@ -172,11 +172,18 @@ class _Planner:
         running: list[Trial] = []
         created = 0
         name = self.campaign.metadata.name
+        first_action = len(self.work.actions)
         for point in expand(phase):
             trial = self.observed.get(trial_name(name, phase.name, point.params))
             if trial is None:
                 trial = build_trial(self.campaign, phase, point, promoted)
-                skip = skip_reason(phase, index, trial.spec.parameters)
+                try:
+                    skip = skip_reason(phase, index, trial.spec.parameters)
+                except ExpressionError as e:
+                    # A rule that compiles but cannot run over these parameters (a missing key):
+                    # the phase fails as with a broken `when` or gate; nothing of it is created.
+                    del self.work.actions[first_action:]
+                    return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
                 if skip is not None:
                     trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
                 self.work.actions.append(CreateTrial(trial))

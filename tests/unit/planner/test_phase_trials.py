@@ -56,3 +56,37 @@ def test_promoted_values_override_the_phase_and_yield_to_the_sweep_point() -> No
     assert {(t.parameters["alpha"], t.parameters["lr"]) for t in trials} == {(0.25, 3e-4)}
     # The name depends only on the sweep point, so it is known before promotion.
     assert [t.name for t in trials] == [t.name for t in phase_trials(campaign, 2)]
+
+
+UNEVALUABLE_SKIP = """
+apiVersion: training.campaign-operator.io/v1alpha1
+kind: TrainingCampaign
+metadata: {name: listing}
+spec:
+  template: {task: regression}
+  phases:
+    - name: teacher
+      sweep:
+        matrix:
+          axes:
+            symbol: [{name: LICI, listed: "2022-05-17"}, {name: TCS}]
+            window: ["2022-01-01", "2023-01-01"]
+      skipWhen:
+        - expression: params.window < params.symbol.listed
+          reason: BeforeListing
+    - name: student
+      dependsOn: [teacher]
+"""
+
+
+def test_a_skip_rule_that_cannot_be_evaluated_fails_the_phase_instead_of_crashing_plan() -> None:
+    [doc] = parse_manifests(UNEVALUABLE_SKIP)
+    campaign = load_campaign(doc)  # it compiles; only TCS's missing `listed` breaks it
+    result = plan(campaign, [], NOW)
+    assert not any(isinstance(a, CreateTrial) for a in result.actions)
+    teacher, student = result.status.phases
+    assert (teacher.state, teacher.reason) == ("Failed", "SkipWhenError")
+    assert teacher.message is not None
+    assert teacher.message.startswith("spec.phases[0].skipWhen[0].expression: ")
+    assert (student.state, student.reason) == ("Skipped", "DependencyFailed")
+    assert result.status.state == "Failed"
