@@ -54,9 +54,9 @@ class KubernetesYamlLoader(yaml.SafeLoader):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key == "<<":
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden, not duplicated
                 continue
+            key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping",
@@ -159,7 +159,7 @@ def load_campaign(doc: dict[str, Any]) -> TrainingCampaign:
     problems = _header_problems(doc)
     if problems:
         raise SpecError(problems)
-    campaign = parse_model(TrainingCampaign, doc)
+    campaign = parse_model(TrainingCampaign, doc, strict=True)
     problems = semantic_problems(campaign)
     if problems:
         raise SpecError(problems)

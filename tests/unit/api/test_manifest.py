@@ -202,3 +202,18 @@ def test_semantic_problems_are_checked_after_the_schema() -> None:
         "spec.phases[0].gate.expression",
         "spec.phases[0].skipWhen[0].expression",
     ]
+
+
+def test_types_are_not_coerced_as_the_apiserver_does_not_coerce_them() -> None:
+    doc = parse_manifests(MINIMAL)[0]
+    doc["spec"]["template"]["epochs"] = "10"
+    doc["spec"]["phases"][0]["priority"] = "8"
+    assert [p.split(":")[0] for p in _problems(doc)] == ["spec.template.epochs", "spec.phases[0].priority"]
+
+
+def test_integers_are_numbers() -> None:
+    doc = parse_manifests(MINIMAL)[0]
+    doc["spec"]["phases"][0]["failurePolicy"] = {"maxFailureRate": 0}
+    doc["spec"]["phases"][0]["sweep"] = {"random": {"samples": 2, "space": {"lr": {"uniform": [0, 1]}}}}
+    campaign = load_campaign(doc)
+    assert campaign.spec.phases[0].failure_policy.max_failure_rate == 0.0
