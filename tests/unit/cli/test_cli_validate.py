@@ -68,23 +68,7 @@ def test_rule_violation_names_the_field() -> None:
     assert "spec.phases[1].fromPhase.phase: fromPhase.phase: must also be listed in dependsOn" in err
 
 
-SKIP_ON_MISSING_KEY = """
-apiVersion: training.campaign-operator.io/v1alpha1
-kind: TrainingCampaign
-metadata: {name: listing}
-spec:
-  template: {task: regression}
-  phases:
-    - name: teacher
-      sweep:
-        matrix:
-          axes:
-            symbol: [{name: TCS}, {name: LICI, listed: "2022-05-17"}]
-            window: ["2022-01-01", "2023-01-01"]
-      skipWhen:
-        - expression: params.window < params.symbol.listed
-          reason: BeforeListing
-"""
+SKIP_ON_MISSING_KEY = (REPO / "tests" / "data" / "skip-when-missing-key.yaml").read_text()
 
 
 def test_skip_rule_that_cannot_be_evaluated_is_reported() -> None:
@@ -98,7 +82,7 @@ def test_skip_rule_that_cannot_be_evaluated_is_reported() -> None:
     )
     code, out, err = run("validate", "-", input=fixed)
     assert code == 0, err
-    assert "4 trials (1 skipped)" in out
+    assert "5 trials (1 skipped)" in out
 
 
 def test_other_kinds_in_the_file_are_left_alone() -> None:

@@ -58,25 +58,7 @@ def test_promoted_values_override_the_phase_and_yield_to_the_sweep_point() -> No
     assert [t.name for t in trials] == [t.name for t in phase_trials(campaign, 2)]
 
 
-UNEVALUABLE_SKIP = """
-apiVersion: training.campaign-operator.io/v1alpha1
-kind: TrainingCampaign
-metadata: {name: listing}
-spec:
-  template: {task: regression}
-  phases:
-    - name: teacher
-      sweep:
-        matrix:
-          axes:
-            symbol: [{name: LICI, listed: "2022-05-17"}, {name: TCS}]
-            window: ["2022-01-01", "2023-01-01"]
-      skipWhen:
-        - expression: params.window < params.symbol.listed
-          reason: BeforeListing
-    - name: student
-      dependsOn: [teacher]
-"""
+UNEVALUABLE_SKIP = (EXAMPLES.parent / "tests" / "data" / "skip-when-missing-key.yaml").read_text()
 
 
 def test_a_skip_rule_that_cannot_be_evaluated_fails_the_phase_instead_of_crashing_plan() -> None:
