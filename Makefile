@@ -25,7 +25,7 @@ typecheck: setup
 	$(UV) run --frozen mypy --strict operator/campaign_operator/api operator/campaign_operator/planner
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl for the integration tests:
-# built once from Go modules (10-30 min cold) and cached in $${CAMPAIGN_CACHE:-~/.cache/campaign-operator}/k8s.
+# built once from Go modules (10-30 min cold) and cached in ${CAMPAIGN_CACHE:-~/.cache/campaign-operator}/k8s.
 # KUBEBUILDER_ASSETS (a directory with etcd and kube-apiserver) is used instead when set.
 cluster-binaries:
 	./hack/build-control-plane.sh
