@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,7 +265,10 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGTERM the child if the test process dies without cleaning up (e.g. SIGKILL)."""
+    """Linux: SIGTERM the child if the test process dies without cleaning up (e.g. SIGKILL).
+
+    The signal fires when the *thread* that started the child exits: start a ControlPlane from a
+    thread that outlives it (pytest's main thread does)."""
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -320,6 +323,7 @@ class ControlPlane:
         self._procs: list[_Proc] = []
         self._work_dir: Path | None = None
         self._server: str | None = None
+        self.etcd_url = ""
         self.startup_seconds: float | None = None
 
     # ---- public properties
@@ -629,7 +633,7 @@ class ControlPlane:
         self,
         proc: _Proc,
         what: str,
-        probe: Any,
+        probe: Callable[[], tuple[bool, str]],
         timeout: float | None = None,
     ) -> None:
         deadline = time.monotonic() + (timeout or self.start_timeout)
