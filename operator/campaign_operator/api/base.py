@@ -1,0 +1,54 @@
+"""Shared building blocks for the API models.
+
+Every model here is both the Python type the planner works with and the source the CRDs are
+generated from: field docstrings become `description`s (so `kubectl explain` is useful), pydantic
+defaults become schema defaults, and `CelRule`s become `x-kubernetes-validations`. Embedded mode
+evaluates the very same CEL rules with cel-python, so a manifest is judged the same way with or
+without a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+GROUP = "training.campaign-operator.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# DNS-1123 label (what Kubernetes requires for label values and most names).
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# metav1.Condition reason syntax.
+CAMEL_CASE = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+@dataclass(frozen=True)
+class CelRule:
+    """A cross-field rule, written once in CEL (the Kubernetes dialect, standard macros only)."""
+
+    rule: str
+    message: str
+    # JSONPath-like path relative to the node the rule sits on, e.g. ".phases"; used by the
+    # apiserver (fieldPath) and by embedded validation to name the offending field.
+    field_path: str = ""
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error, not silently lost."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = ()
+
+    def to_wire(self) -> dict[str, object]:
+        """The manifest form: camelCase keys, unset optionals omitted."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,0 +1,490 @@
+"""TrainingCampaign: phases and sweeps of training trials, as one declarative object."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .base import CAMEL_CASE, DNS_LABEL, ApiModel, CelRule
+from .common import (
+    TASK_PATTERN,
+    CheckpointPolicy,
+    Condition,
+    DatasetSpec,
+    EarlyStopping,
+    Mode,
+    NodePool,
+    Objective,
+    Resources,
+    StopRule,
+)
+from .meta import ObjectMeta
+
+DEFAULT_MAX_TRIALS = 10_000
+
+
+class TrialTemplate(ApiModel):
+    """What every trial runs, before phase and sweep overrides."""
+
+    image: str | None = None
+    """Trainer image (cluster mode). Default: the operator's configured trainer image."""
+    task: str = Field(pattern=TASK_PATTERN)
+    """Built-in task (regression, cql, sequence) or a user task `package.module:callable`."""
+    dataset: DatasetSpec | None = None
+    """Training data; default: the task's synthetic generator."""
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    """Base hyperparameters; phases, promotion and sweeps override them in that order."""
+    epochs: int = Field(10, ge=1, le=1_000_000)
+    """Epochs per trial."""
+    batch_size: int = Field(256, ge=1, le=1_000_000)
+    """Mini-batch size."""
+    resources: Resources = Field(default_factory=Resources)
+    """Resources per trial."""
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    """auto: bf16-mixed on a GPU, 32-bit on CPU."""
+    checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
+    """How often trials checkpoint."""
+    stop_rules: list[StopRule] = Field(default_factory=list, max_length=32)
+    """Rules every trial obeys (phases can add more)."""
+    early_stopping: EarlyStopping | None = None
+    """Patience-based early stopping for every trial (phases can override)."""
+
+
+class Distribution(ApiModel):
+    """One dimension of a random search space: exactly one of the four forms."""
+
+    cel_rules = (
+        CelRule(
+            "(has(self.uniform) ? 1 : 0) + (has(self.logUniform) ? 1 : 0) + (has(self.intUniform) ? 1 : 0)"
+            " + (has(self.choice) ? 1 : 0) == 1",
+            "set exactly one of uniform, logUniform, intUniform or choice",
+        ),
+        CelRule(
+            "!has(self.uniform) || self.uniform[0] < self.uniform[1]",
+            "uniform: [low, high] needs low < high",
+            ".uniform",
+        ),
+        CelRule(
+            "!has(self.logUniform) || (self.logUniform[0] > 0.0 && self.logUniform[0] < self.logUniform[1])",
+            "logUniform: [low, high] needs 0 < low < high",
+            ".logUniform",
+        ),
+        CelRule(
+            "!has(self.intUniform) || self.intUniform[0] <= self.intUniform[1]",
+            "intUniform: [low, high] needs low <= high",
+            ".intUniform",
+        ),
+    )
+
+    uniform: list[float] | None = Field(None, min_length=2, max_length=2)
+    """[low, high): uniform real."""
+    log_uniform: list[float] | None = Field(None, min_length=2, max_length=2)
+    """[low, high): log-uniform real, e.g. learning rates."""
+    int_uniform: list[int] | None = Field(None, min_length=2, max_length=2)
+    """[low, high]: uniform integer, both ends included."""
+    choice: list[Any] | None = Field(None, min_length=1)
+    """One of these values, uniformly."""
+
+
+class SeedSweep(ApiModel):
+    """An ensemble: the same configuration trained with `count` seeds from `start`."""
+
+    start: int = Field(0, ge=0)
+    """First seed."""
+    count: int = Field(ge=1, le=100_000)
+    """Number of seeds: start, start+1, ..."""
+    parameter: str = Field("seed", min_length=1)
+    """Hyperparameter that receives the seed."""
+
+
+class RandomSweep(ApiModel):
+    """Random search: `samples` draws from `space`, reproducible by `seed`."""
+
+    samples: int = Field(ge=1, le=100_000)
+    """Number of draws."""
+    seed: int = Field(0, ge=0)
+    """Seed of the sampler, so the plan is the same every time."""
+    space: dict[str, Distribution] = Field(min_length=1)
+    """Parameter name -> distribution."""
+
+
+class MatrixSweep(ApiModel):
+    """A cartesian product of data dimensions (e.g. symbols x windows), with exclusions."""
+
+    axes: dict[str, list[Any]] = Field(min_length=1)
+    """Axis name -> values (scalars or objects, e.g. {name: LICI, listed: '2022-05-17'})."""
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    """Combinations to leave out; an entry matches when all its keys equal the combination's."""
+    include: list[dict[str, Any]] = Field(default_factory=list)
+    """Extra combinations added after the product."""
+
+
+class Sweep(ApiModel):
+    """How a phase fans out into trials: exactly one kind."""
+
+    cel_rules = (
+        CelRule(
+            "(has(self.trials) ? 1 : 0) + (has(self.grid) ? 1 : 0) + (has(self.matrix) ? 1 : 0)"
+            " + (has(self.seeds) ? 1 : 0) + (has(self.random) ? 1 : 0) == 1",
+            "set exactly one sweep kind: trials, grid, matrix, seeds or random",
+        ),
+        CelRule(
+            "!has(self.grid) || self.grid.all(k, size(self.grid[k]) > 0)",
+            "grid: every parameter needs at least one value",
+            ".grid",
+        ),
+        CelRule(
+            "!has(self.matrix) || self.matrix.axes.all(k, size(self.matrix.axes[k]) > 0)",
+            "matrix.axes: every axis needs at least one value",
+            ".matrix.axes",
+        ),
+    )
+
+    trials: list[dict[str, Any]] | None = Field(None, min_length=1)
+    """Explicit parameter sets, one trial each."""
+    grid: dict[str, list[Any]] | None = Field(None, min_length=1)
+    """Hyperparameter grid: every combination of the listed values."""
+    matrix: MatrixSweep | None = None
+    """Cartesian product of data axes with include/exclude."""
+    seeds: SeedSweep | None = None
+    """Seed ensemble."""
+    random: RandomSweep | None = None
+    """Random search."""
+
+
+class Promotion(ApiModel):
+    """Take the best trial of an earlier phase and use its parameters here."""
+
+    phase: str = Field(pattern=DNS_LABEL)
+    """The earlier phase (must also be listed in dependsOn)."""
+    metric: str | None = None
+    """Ranking metric; default: that phase's objective."""
+    mode: Mode | None = None
+    """min or max; default: that phase's objective mode."""
+    keys: list[str] | None = None
+    """Parameters to take; default: all of the best trial's parameters except its seed."""
+
+
+class SkipRule(ApiModel):
+    """Trials whose parameters match are Skipped (not failed) and leave the failure-rate denominator."""
+
+    expression: str = Field(min_length=1, max_length=4096)
+    """CEL over `params` (the trial's parameters), e.g. `params.window.start < params.symbol.listed`."""
+    reason: str = Field(pattern=CAMEL_CASE, max_length=128)
+    """CamelCase reason recorded on skipped trials, e.g. BeforeListing."""
+    message: str | None = None
+    """Explanation recorded on skipped trials."""
+
+
+class FailurePolicy(ApiModel):
+    """How many failures a phase tolerates, and what happens to failing trials."""
+
+    max_failure_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Largest tolerated failed / (total - skipped), from 0 to 1 (0.15 = 15%)."""
+    retries: int = Field(0, ge=0, le=20)
+    """Extra attempts for a failed trial before its failure counts."""
+    backoff_seconds: int = Field(30, ge=0, le=86_400)
+    """Wait before a retry; doubles with each attempt."""
+    fail_fast: bool = True
+    """Fail the phase as soon as its threshold can no longer be met, stopping its running trials."""
+
+
+class Gate(ApiModel):
+    """A condition on this phase's results that must hold for the phase to succeed."""
+
+    expression: str = Field(min_length=1, max_length=4096)
+    """CEL over `phase` (counts, failureRate, best.metrics, metrics.<name>.{min,max,mean,std}),
+    e.g. `phase.best.metrics.sharpe > 0.10`."""
+    message: str | None = None
+    """Shown when the gate does not hold."""
+
+
+class Phase(ApiModel):
+    """A stage of the campaign: a sweep of trials with its own priority, policy and gate."""
+
+    cel_rules = (
+        CelRule(
+            "!has(self.dependsOn) || !(self.name in self.dependsOn)",
+            "dependsOn: a phase cannot depend on itself",
+            ".dependsOn",
+        ),
+        CelRule(
+            "!has(self.when) || (has(self.dependsOn) && size(self.dependsOn) > 0)",
+            "when: needs dependsOn (it is evaluated over the phases this one depends on)",
+            ".when",
+        ),
+        CelRule(
+            "!has(self.fromPhase) || (has(self.dependsOn) && self.fromPhase.phase in self.dependsOn)",
+            "fromPhase.phase: must also be listed in dependsOn",
+            ".fromPhase.phase",
+        ),
+    )
+
+    name: str = Field(pattern=DNS_LABEL, max_length=40)
+    """Phase name (DNS label); becomes the `phase` label of its trials."""
+    description: str | None = None
+    """Free text."""
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
+    """Higher runs first when phases compete for the parallelism budget."""
+    depends_on: list[str] = Field(default_factory=list)
+    """Earlier phases that must succeed before this one starts."""
+    when: str | None = Field(None, max_length=4096)
+    """CEL over `phases.<name>` of the phases in dependsOn; false skips this phase (reason WhenNotMet)."""
+    sweep: Sweep | None = None
+    """How the phase fans out; none = a single trial."""
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of the template's hyperparameters for this phase."""
+    from_phase: Promotion | None = None
+    """Promote the best trial of an earlier phase (its parameters override the template's)."""
+    epochs: int | None = Field(None, ge=1, le=1_000_000)
+    """Epochs per trial in this phase; default: template.epochs."""
+    resources: Resources | None = None
+    """Resources per trial in this phase; default: template.resources."""
+    node_pool: str | None = None
+    """Node pool (spec.nodePools[].name) this phase's trials run on."""
+    priority_class_name: str | None = None
+    """Kubernetes PriorityClass of this phase's Ray pods."""
+    workload_priority_class: str | None = None
+    """Kueue WorkloadPriorityClass (label kueue.x-k8s.io/priority-class)."""
+    max_parallel_trials: int | None = Field(None, ge=1, le=100_000)
+    """At most this many of the phase's trials run at once."""
+    skip_when: list[SkipRule] = Field(default_factory=list, max_length=16)
+    """Rules that mark trials Skipped instead of running them."""
+    failure_policy: FailurePolicy = Field(default_factory=FailurePolicy)
+    """Failure threshold, retries and fail-fast."""
+    objective: Objective | None = None
+    """Ranking metric for this phase; default: spec.objective."""
+    stop_rules: list[StopRule] = Field(default_factory=list, max_length=32)
+    """Stop rules added to the template's for this phase."""
+    early_stopping: EarlyStopping | None = None
+    """Overrides the template's early stopping."""
+    gate: Gate | None = None
+    """Must hold over the phase's results for it to succeed."""
+
+
+class S3Storage(ApiModel):
+    """Checkpoints and artefacts in an S3-compatible bucket."""
+
+    uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,62}(/.*)?$")
+    """s3://bucket/prefix"""
+    endpoint: str | None = Field(None, pattern=r"^https?://.+")
+    """Endpoint of an S3-compatible store (MinIO, ...); default: AWS."""
+    credentials_secret: str | None = Field(None, pattern=DNS_LABEL)
+    """Secret (same namespace) with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; never copied or logged."""
+
+
+class PvcStorage(ApiModel):
+    """Checkpoints on a shared PersistentVolumeClaim."""
+
+    claim_name: str = Field(pattern=DNS_LABEL)
+    path: str = "/"
+
+
+class Storage(ApiModel):
+    """Where checkpoints go: exactly one of s3 or pvc."""
+
+    cel_rules = (CelRule("has(self.s3) != has(self.pvc)", "storage: set exactly one of s3 or pvc"),)
+
+    s3: S3Storage | None = None
+    pvc: PvcStorage | None = None
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the campaign's namespace."""
+
+    name: str = Field(pattern=DNS_LABEL)
+    key: str = Field(min_length=1)
+
+
+class ExecutorKind(StrEnum):
+    KUBERAY = "kuberay"
+    RAYJOBS = "rayjobs"
+    LOCAL = "local"
+
+
+class ExecutorSpec(ApiModel):
+    """Where trials run: a RayJob per trial (kuberay), an existing Ray cluster (rayjobs) or local Ray."""
+
+    cel_rules = (
+        CelRule(
+            "self.kind != 'rayjobs' || has(self.address)",
+            "executor.address: required for kind rayjobs (e.g. http://ray-head:8265)",
+            ".address",
+        ),
+    )
+
+    kind: ExecutorKind = ExecutorKind.KUBERAY
+    """kuberay, rayjobs or local."""
+    address: str | None = Field(None, pattern=r"^https?://.+")
+    """Ray dashboard/Jobs API address (rayjobs)."""
+    token_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the Ray auth token (rayjobs; Ray >= 2.59 enables token auth by default)."""
+    ray_version: str = "2.60.0"
+    """Ray version of the trainer image (kuberay)."""
+    active_deadline_seconds: int = Field(86_400, ge=1)
+    """Longest a trial's RayJob may run."""
+    pre_running_deadline_seconds: int = Field(900, ge=1)
+    """Longest a trial's RayJob may take to start running."""
+    ttl_seconds_after_finished: int = Field(60, ge=0)
+    """How long KubeRay keeps a finished trial's Ray cluster."""
+
+
+class TrainingCampaignSpec(ApiModel):
+    """The whole plan of a training campaign."""
+
+    cel_rules = (
+        CelRule(
+            "self.phases.all(p, self.phases.exists_one(q, q.name == p.name))",
+            "phases: phase names must be unique",
+            ".phases",
+        ),
+        CelRule(
+            "self.phases.all(p, !has(p.dependsOn) || p.dependsOn.all(d,"
+            " self.phases.map(q, q.name).indexOf(d) >= 0"
+            " && self.phases.map(q, q.name).indexOf(d) < self.phases.map(q, q.name).indexOf(p.name)))",
+            "phases[].dependsOn: may only name phases listed earlier in spec.phases",
+            ".phases",
+        ),
+        CelRule(
+            "self.phases.all(p, !has(p.nodePool)"
+            " || (has(self.nodePools) && self.nodePools.exists(n, n.name == p.nodePool)))",
+            "phases[].nodePool: must name an entry of spec.nodePools",
+            ".phases",
+        ),
+        CelRule(
+            "!has(self.nodePools) || self.nodePools.all(n, self.nodePools.exists_one(m, m.name == n.name))",
+            "nodePools: pool names must be unique",
+            ".nodePools",
+        ),
+    )
+
+    template: TrialTemplate
+    """What a trial runs."""
+    phases: list[Phase] = Field(min_length=1, max_length=64)
+    """The phases, in order; dependsOn may only point backwards."""
+    node_pools: list[NodePool] = Field(default_factory=list, max_length=32)
+    """GPU node pools phases can pick."""
+    objective: Objective = Field(default_factory=Objective)
+    """Default ranking metric of every phase."""
+    suspend: bool = False
+    """Pause: no new trials start; running ones finish."""
+    max_parallel_trials: int | None = Field(None, ge=1, le=100_000)
+    """At most this many trials of the whole campaign run at once."""
+    max_trials: int = Field(DEFAULT_MAX_TRIALS, ge=1, le=100_000)
+    """Cap on the number of trials the sweeps may expand to."""
+    queue_name: str | None = Field(None, pattern=DNS_LABEL)
+    """Kueue LocalQueue (label kueue.x-k8s.io/queue-name on every RayJob)."""
+    storage: Storage | None = None
+    """Checkpoint storage."""
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    """Where trials run."""
+
+
+class CampaignState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+class PhaseState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (PhaseState.SUCCEEDED, PhaseState.FAILED, PhaseState.SKIPPED)
+
+
+class TrialCounts(ApiModel):
+    """Trials by state."""
+
+    total: int = 0
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    stopped: int = 0
+    skipped: int = 0
+
+
+class GateStatus(ApiModel):
+    """The outcome of a gate and the values it saw."""
+
+    expression: str
+    passed: bool | None = None
+    """True/False once evaluated; unset while the phase runs."""
+    values: dict[str, Any] = Field(default_factory=dict)
+    """The values the expression was evaluated with."""
+    message: str | None = None
+
+
+class BestTrial(ApiModel):
+    """The best trial of a phase by its objective."""
+
+    trial: str
+    metric: str
+    value: float
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class PhaseStatus(ApiModel):
+    """Where one phase stands."""
+
+    name: str
+    state: PhaseState = PhaseState.PENDING
+    reason: str | None = None
+    message: str | None = None
+    counts: TrialCounts = Field(default_factory=TrialCounts)
+    failure_rate: float = 0.0
+    """failed / (total - skipped), counting only failures with no retries left."""
+    max_failure_rate: float = 0.0
+    gate: GateStatus | None = None
+    best: BestTrial | None = None
+    promoted: dict[str, Any] | None = None
+    """Parameters promoted from fromPhase."""
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    estimated_completion_time: datetime | None = None
+    """ETA from the observed durations of this phase's finished trials."""
+
+
+class TrainingCampaignStatus(ApiModel):
+    """Observed state of a campaign. Per-trial detail lives in Trial objects, never here."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    observed_generation: int | None = None
+    state: CampaignState = CampaignState.PENDING
+    reason: str | None = None
+    message: str | None = None
+    current_phase: str | None = None
+    progress: str | None = None
+    """finished/total trials, for kubectl get."""
+    fail_rate: str | None = None
+    """Failure rate of the current phase against its threshold, for kubectl get."""
+    conditions: list[Condition] = Field(default_factory=list)
+    phases: list[PhaseStatus] = Field(default_factory=list)
+    trials: TrialCounts = Field(default_factory=TrialCounts)
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+
+class TrainingCampaign(ApiModel):
+    """A training campaign: phases of trial sweeps with failure thresholds and gates."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["training.campaign-operator.io/v1alpha1"] = "training.campaign-operator.io/v1alpha1"
+    kind: Literal["TrainingCampaign"] = "TrainingCampaign"
+    metadata: ObjectMeta
+    spec: TrainingCampaignSpec
+    status: TrainingCampaignStatus | None = None

@@ -1,0 +1,44 @@
+"""Deterministic trial names.
+
+A trial's name is a pure function of (campaign, phase, sweep point), so every process that plans
+the same manifest names the same trials, and re-planning finds what exists instead of duplicating it.
+Names are DNS-1035 labels short enough that `<trial>-a<attempt>` RayJob names stay <= 47 characters
+(KubeRay appends 6 characters for its submitter Job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+RAYJOB_NAME_LIMIT = 47
+ATTEMPT_SUFFIX_LIMIT = 4  # "-a" + up to two digits
+TRIAL_NAME_LIMIT = RAYJOB_NAME_LIMIT - ATTEMPT_SUFFIX_LIMIT
+HASH_LENGTH = 10
+_PREFIX_LIMIT = TRIAL_NAME_LIMIT - HASH_LENGTH - 1
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no whitespace, floats as Python repr."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def point_key(point: dict[str, Any]) -> str:
+    return canonical_json(point)
+
+
+def trial_name(campaign: str, phase: str, point: dict[str, Any]) -> str:
+    digest = hashlib.sha256(f"{campaign}\x00{phase}\x00{point_key(point)}".encode()).hexdigest()
+    prefix = _NOT_DNS.sub("-", f"{campaign}-{phase}".lower()).strip("-")
+    if not prefix or not prefix[0].isalpha():
+        prefix = f"t{prefix}"
+    prefix = prefix[:_PREFIX_LIMIT].rstrip("-")
+    return f"{prefix}-{digest[:HASH_LENGTH]}"
+
+
+def job_name(trial: str, attempt: int) -> str:
+    """Name of the executor job for one attempt of a trial (unique per attempt, <= 47 chars)."""
+    return f"{trial}-a{attempt}"

@@ -1,0 +1,92 @@
+"""Sweep expansion: a phase's sweep -> an ordered list of distinct parameter points."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from campaign_operator.api.campaign import Distribution, Phase, Sweep
+
+from .naming import point_key
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    index: int
+    params: dict[str, Any]
+    key: str
+
+
+def _grid(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    names = list(axes)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(axes[n] for n in names))]
+
+
+def _matches(point: dict[str, Any], pattern: dict[str, Any]) -> bool:
+    return all(k in point and point[k] == v for k, v in pattern.items())
+
+
+def _draw(dist: Distribution, rng: random.Random) -> Any:
+    if dist.uniform is not None:
+        return rng.uniform(dist.uniform[0], dist.uniform[1])
+    if dist.log_uniform is not None:
+        low, high = math.log(dist.log_uniform[0]), math.log(dist.log_uniform[1])
+        return math.exp(rng.uniform(low, high))
+    if dist.int_uniform is not None:
+        return rng.randint(dist.int_uniform[0], dist.int_uniform[1])
+    assert dist.choice is not None
+    return dist.choice[rng.randrange(len(dist.choice))]
+
+
+def raw_points(sweep: Sweep | None) -> list[dict[str, Any]]:
+    """The sweep's points in declaration order, before de-duplication."""
+    if sweep is None:
+        return [{}]
+    if sweep.trials is not None:
+        return [dict(t) for t in sweep.trials]
+    if sweep.grid is not None:
+        return _grid(sweep.grid)
+    if sweep.matrix is not None:
+        points = [
+            p for p in _grid(sweep.matrix.axes) if not any(_matches(p, e) for e in sweep.matrix.exclude)
+        ]
+        return points + [dict(p) for p in sweep.matrix.include]
+    if sweep.seeds is not None:
+        s = sweep.seeds
+        return [{s.parameter: s.start + i} for i in range(s.count)]
+    assert sweep.random is not None
+    rng = random.Random(sweep.random.seed)
+    names = sorted(sweep.random.space)
+    return [{n: _draw(sweep.random.space[n], rng) for n in names} for _ in range(sweep.random.samples)]
+
+
+def count_points(sweep: Sweep | None) -> int:
+    """Upper bound of the expansion size, computed without expanding (for the trial cap)."""
+    if sweep is None:
+        return 1
+    if sweep.grid is not None:
+        return math.prod(len(v) for v in sweep.grid.values())
+    if sweep.matrix is not None:
+        return math.prod(len(v) for v in sweep.matrix.axes.values()) + len(sweep.matrix.include)
+    if sweep.seeds is not None:
+        return sweep.seeds.count
+    if sweep.random is not None:
+        return sweep.random.samples
+    assert sweep.trials is not None
+    return len(sweep.trials)
+
+
+def expand(phase: Phase) -> list[SweepPoint]:
+    """Distinct points in first-seen order; duplicate parameter sets collapse into one trial."""
+    seen: set[str] = set()
+    out: list[SweepPoint] = []
+    for params in raw_points(phase.sweep):
+        key = point_key(params)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(SweepPoint(len(out), params, key))
+    return out

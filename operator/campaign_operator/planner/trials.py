@@ -1,0 +1,81 @@
+"""Turning (campaign, phase, sweep point) into a fully resolved Trial object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from campaign_operator.api.campaign import Phase, TrainingCampaign
+from campaign_operator.api.common import Objective
+from campaign_operator.api.meta import ObjectMeta
+from campaign_operator.api.trial import Scheduling, Trial, TrialCheckpoint, TrialSpec
+
+from .naming import trial_name
+from .sweeps import SweepPoint
+
+LABEL_CAMPAIGN = "campaign"
+LABEL_PHASE = "phase"
+
+
+def phase_objective(campaign: TrainingCampaign, phase: Phase) -> Objective:
+    return phase.objective or campaign.spec.objective
+
+
+def merged_parameters(
+    campaign: TrainingCampaign, phase: Phase, promoted: dict[str, Any] | None, point: dict[str, Any]
+) -> dict[str, Any]:
+    """template < phase < promoted best of an earlier phase < the sweep point."""
+    return {**campaign.spec.template.hyperparameters, **phase.hyperparameters, **(promoted or {}), **point}
+
+
+def checkpoint_uri(campaign: TrainingCampaign, name: str) -> str | None:
+    storage = campaign.spec.storage
+    if storage is None:
+        return None
+    if storage.s3 is not None:
+        return f"{storage.s3.uri.rstrip('/')}/{campaign.metadata.name}/{name}"
+    assert storage.pvc is not None
+    return f"{storage.pvc.path.rstrip('/')}/{campaign.metadata.name}/{name}"
+
+
+def build_trial(
+    campaign: TrainingCampaign, phase: Phase, point: SweepPoint, promoted: dict[str, Any] | None
+) -> Trial:
+    spec = campaign.spec
+    template = spec.template
+    name = trial_name(campaign.metadata.name, phase.name, point.params)
+    pool = next((p for p in spec.node_pools if p.name == phase.node_pool), None)
+    return Trial(
+        metadata=ObjectMeta(
+            name=name,
+            namespace=campaign.metadata.namespace,
+            labels={LABEL_CAMPAIGN: campaign.metadata.name, LABEL_PHASE: phase.name},
+        ),
+        spec=TrialSpec(
+            campaign=campaign.metadata.name,
+            phase=phase.name,
+            task=template.task,
+            parameters=merged_parameters(campaign, phase, promoted, point.params),
+            sweep_point=point.params,
+            dataset=template.dataset,
+            epochs=phase.epochs or template.epochs,
+            batch_size=template.batch_size,
+            resources=phase.resources or template.resources,
+            precision=template.precision,
+            objective=phase_objective(campaign, phase),
+            stop_rules=[*template.stop_rules, *phase.stop_rules],
+            early_stopping=phase.early_stopping or template.early_stopping,
+            checkpoint=TrialCheckpoint(
+                uri=checkpoint_uri(campaign, name),
+                every_epochs=template.checkpoint.every_epochs,
+                keep=template.checkpoint.keep,
+            ),
+            image=(pool.image if pool and pool.image else None) or template.image,
+            scheduling=Scheduling(
+                node_pool=pool,
+                priority_class_name=phase.priority_class_name,
+                queue_name=spec.queue_name,
+                workload_priority_class=phase.workload_priority_class,
+            ),
+            priority=phase.priority,
+        ),
+    )
