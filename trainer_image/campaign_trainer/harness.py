@@ -39,8 +39,8 @@ from campaign_trainer.tasks import TaskConfig, resolve_task
 
 log = logging.getLogger("campaign_trainer")
 
-# Full history kept in memory/checkpoints for stop rules; reporters bound what they publish.
-_HISTORY_KEEP = max(HISTORY_LIMIT, 1000)
+# Full history kept in memory and checkpoints (stop rules, thinning); reporters bound what they publish.
+_HISTORY_KEEP = max(HISTORY_LIMIT, 100_000)
 
 
 def _quiet_lightning() -> None:
@@ -231,7 +231,7 @@ def train_fn(
         task_cfg = TaskConfig(cfg.parameters, cfg.dataset, cfg.batch_size, cfg.epochs, cfg.seed)
         module, datamodule = builder(task_cfg)
         uri = _checkpoint_uri(cfg, checkpoint_root)
-        store = checkpoints.open_store(uri, cfg.checkpoint.endpoint_url) if uri else None
+        store = checkpoints.open_store(uri) if uri else None
         ckpt_path: str | None = None
         if store is not None:
             latest = checkpoints.fetch_latest(store, workdir)

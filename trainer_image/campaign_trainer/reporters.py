@@ -157,7 +157,7 @@ def epoch_patch(
 ) -> dict[str, Any]:
     """JSON merge patch for the status subresource after an epoch.
 
-    ``history`` is sent whole (merge patch replaces lists) and bounded to HISTORY_LIMIT entries.
+    ``history`` is sent whole (merge patch replaces lists), thinned to HISTORY_LIMIT entries.
     """
     status: dict[str, Any] = {
         "state": "Running",
@@ -173,6 +173,8 @@ def epoch_patch(
 def outcome_patch(outcome: Outcome) -> dict[str, Any]:
     return {"status": outcome.to_status()}
 
+
+_KEEP_INTERNAL = 100_000
 
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 
@@ -330,7 +332,7 @@ class KubernetesReporter:
             if first:
                 self._start_time = now_rfc3339()
             self._history.append({"epoch": epoch, "metrics": finite_metrics(metrics)})
-            self._history = self._history[-HISTORY_LIMIT:]
+            del self._history[:-_KEEP_INTERNAL]  # bounded_history thins what is sent
             patch = epoch_patch(epoch, metrics, self._history, self._start_time if first else None)
             self._request("PATCH", patch, self.attempts)
 

@@ -33,5 +33,5 @@ def trial(name: str, task: str, **spec: Any) -> dict[str, Any]:
         "apiVersion": "training.campaign-operator.io/v1alpha1",
         "kind": "Trial",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {"task": task, **spec},
+        "spec": {"campaign": "tests", "phase": "unit", "task": task, **spec},
     }

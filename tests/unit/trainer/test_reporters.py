@@ -83,9 +83,10 @@ def test_epoch_patch_is_bounded_and_json_safe() -> None:
     assert set(patch) == {"status"}
     assert status["state"] == "Running" and status["epoch"] == 150
     assert status["metrics"] == {"loss": 150.0}
-    assert len(status["history"]) == HISTORY_LIMIT
-    assert status["history"][0] == {"epoch": 51, "metrics": {"loss": 51.0}}
-    assert status["history"][-1]["epoch"] == 150
+    epochs = [h["epoch"] for h in status["history"]]
+    assert len(epochs) == HISTORY_LIMIT and epochs == sorted(set(epochs))
+    assert status["history"][0] == {"epoch": 1, "metrics": {"loss": 1.0}}  # first and last always kept
+    assert epochs[-50:] == list(range(101, 151))  # the recent half is dense
     assert status["startTime"] == "2026-01-01T00:00:00Z"
     assert "startTime" not in epoch_patch(1, {}, [])["status"]
     json.dumps(patch, allow_nan=False)  # the apiserver gets strict JSON
