@@ -265,6 +265,7 @@ class KubernetesReporter:
     attempts: int = 6
     outcome_attempts: int = 10  # the outcome is the one report that must land
     timeout_s: float = 10.0
+    backoff_base_s: float = 0.5
     _history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _seeded: bool = field(default=False, repr=False)
     _start_time: str | None = field(default=None, repr=False)
@@ -290,7 +291,7 @@ class KubernetesReporter:
     def _request(self, method: str, body: Mapping[str, Any] | None, attempts: int) -> Any:
         import requests
 
-        delays = backoff_delays(attempts)
+        delays = backoff_delays(attempts, base=self.backoff_base_s)
         last: str = ""
         for i in range(attempts):
             try:
