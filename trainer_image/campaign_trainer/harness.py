@@ -30,7 +30,7 @@ import lightning.pytorch as pl
 import torch
 
 from campaign_trainer import checkpoints, stoprules
-from campaign_trainer.config import TrialConfig, parse_trial
+from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
 from campaign_trainer.metrics import scalar_metrics
 from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, error_message, failure, now_rfc3339
 from campaign_trainer.reporters import Reporter
@@ -141,9 +141,8 @@ class CampaignCallback(pl.Callback):
         self.history.append({"epoch": epoch, "metrics": metrics})
         del self.history[:-_HISTORY_KEEP]
         value = metrics.get(self.cfg.objective_metric)
-        if value is not None and is_better(
-            value, self.best and self.best["metrics"].get(self.cfg.objective_metric), self.cfg.objective_mode
-        ):
+        best_value: float | None = self.best["metrics"].get(self.cfg.objective_metric) if self.best else None
+        if value is not None and is_better(value, best_value, self.cfg.objective_mode):
             self.best = {"epoch": epoch, "metrics": dict(metrics)}
         decision = self._decide(metrics)
         if trainer.world_size > 1:
@@ -262,7 +261,7 @@ def train_fn(
 
 
 def _outcome(cfg: TrialConfig, cb: CampaignCallback, start: str, resumed_from: int | None) -> Outcome:
-    last = cb.history[-1] if cb.history else {"epoch": 0, "metrics": {}}
+    last: dict[str, Any] = cb.history[-1] if cb.history else {"epoch": 0, "metrics": {}}
     d = cb.decision
     return Outcome(
         trial=cfg.name,
@@ -310,7 +309,7 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
     try:
         cfg = trial if isinstance(trial, TrialConfig) else parse_trial(trial)
     except Exception as exc:
-        outcome = failure(_best_effort_name(trial), exc, start_time=start, reason="InvalidTrial")
+        outcome = failure(best_effort_name(trial), exc, start_time=start, reason="InvalidTrial")
         reporter.report_outcome(outcome)
         return outcome
     try:
@@ -320,10 +319,13 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
 
         scaling = scaling_kwargs(cfg.resources)
         distributed = scaling["num_workers"] >= 1
+        if not distributed:
+            # "Running in local mode..." on every trial is noise: local mode is the normal small-trial path.
+            logging.getLogger("ray.train.v2.api.config").setLevel(logging.WARNING)
         if distributed:
             ensure_ray()
         trainer = TorchTrainer(
-            _train_loop_per_worker,
+            _train_loop_per_worker,  # type: ignore[arg-type]  # V2 passes the return value through
             train_loop_config={
                 "trial": cfg,
                 "reporter": reporter,
@@ -339,21 +341,14 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
                 failure_config=FailureConfig(max_failures=0),  # retries are the campaign's policy
             ),
         )
-        result = trainer.fit()
-        outcome = result.return_value
-        if not isinstance(outcome, Outcome):
-            raise RuntimeError(f"train function returned {type(outcome).__name__}, not an Outcome")
+        returned = getattr(trainer.fit(), "return_value", None)  # V2 Result; the static type is V1's
+        if not isinstance(returned, Outcome):
+            raise RuntimeError(f"train function returned {type(returned).__name__}, not an Outcome")
+        outcome = returned
     except Exception as exc:
         outcome = failure(cfg.name, exc, attempt=cfg.attempt, start_time=start)
     reporter.report_outcome(outcome)
     return outcome
-
-
-def _best_effort_name(trial: Any) -> str:
-    if isinstance(trial, Mapping):
-        meta = trial.get("metadata") or {}
-        return str(meta.get("name") or trial.get("name") or "trial")
-    return "trial"
 
 
 __all__ = ["CampaignCallback", "Outcome", "ensure_ray", "error_message", "run_trial", "train_fn"]

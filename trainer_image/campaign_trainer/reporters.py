@@ -221,7 +221,9 @@ class ClusterConnection:
         if ctx is None:
             raise ValueError(f"kubeconfig {path}: current-context {ctx_name!r} not found")
         cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-        user = next((u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {}) or {}
+        user: dict[str, Any] = (
+            next((u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {}) or {}
+        )
         base = Path(path).parent
 
         def file_of(data_key: str, path_key: str, src: Mapping[str, Any]) -> str | None:
