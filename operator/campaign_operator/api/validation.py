@@ -6,6 +6,7 @@ strings over the same wire form, so `campaign validate` and `kubectl apply` agre
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from functools import cache
 from typing import Any, TypeVar
@@ -69,6 +70,11 @@ def rule_violations(model: BaseModel, path: str = "") -> list[str]:
     """Evaluates every CelRule in the model tree; transition rules (oldSelf) need a cluster."""
     problems: list[str] = []
     for node, node_path in _walk(model, path):
+        one = type(node).exactly_one
+        if one is not None:
+            present = node.to_wire()
+            if sum(f in present for f in one.fields) != 1:
+                problems.append(f"{node_path}: {one.message}" if node_path else one.message)
         rules: tuple[CelRule, ...] = type(node).cel_rules
         if not rules:
             continue
@@ -77,7 +83,7 @@ def rule_violations(model: BaseModel, path: str = "") -> list[str]:
             if "oldSelf" in rule.rule:
                 continue
             try:
-                ok = _compiled(rule.rule).evaluate({"self": wire})
+                ok = _compiled(rule.embedded_rule).evaluate({"self": wire})
             except CELEvalError as e:  # a rule that cannot evaluate is a defect of ours
                 raise RuntimeError(f"CEL rule {rule.rule!r} failed at {node_path}: {e}") from e
             if not bool(ok):
@@ -111,10 +117,18 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_model(cls: type[M], data: Any, prefix: str = "") -> M:
-    """Builds and rule-checks a model, raising SpecError with every problem found."""
+def parse_model(cls: type[M], data: Any, prefix: str = "", *, strict: bool = False) -> M:
+    """Builds and rule-checks a model, raising SpecError with every problem found.
+
+    strict: judge `data` as the JSON the apiserver receives, without pydantic's lax coercions
+    ("8" is not an integer, "true" not a boolean), so a manifest that passes here also passes
+    the CRD's structural schema. `data` must then be JSON-shaped (what a YAML/JSON parser gives).
+    """
     try:
-        model = cls.model_validate(data)
+        if strict:
+            model = cls.model_validate_json(json.dumps(data, default=str), strict=True)
+        else:
+            model = cls.model_validate(data)
     except ValidationError as err:
         raise SpecError(format_validation_error(err, prefix)) from None
     problems = rule_violations(model, prefix)
