@@ -99,12 +99,26 @@ class CampaignCallback(pl.Callback):
         self._samples = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "best": self.best, "last_checkpoint": self.last_checkpoint}
+        d = self.decision
+        return {
+            "history": self.history,
+            "best": self.best,
+            "last_checkpoint": self.last_checkpoint,
+            # plain types only: checkpoints must load with torch's weights_only unpickler too
+            "decision": {"state": d.state, "reason": d.reason, "message": d.message} if d else None,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history") or [])
         self.best = state_dict.get("best")
         self.last_checkpoint = state_dict.get("last_checkpoint")
+        d = state_dict.get("decision")
+        self.decision = stoprules.StopDecision(d["state"], d["reason"], d["message"]) if d else None
+
+    def finished(self) -> bool:
+        """The restored state is terminal: a decision was made, or every epoch ran."""
+        last = int(self.history[-1]["epoch"]) if self.history else 0
+        return self.decision is not None or last >= self.cfg.epochs
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0 = self._t_last = time.perf_counter()
@@ -239,6 +253,14 @@ def train_fn(
                 ckpt_path = str(local)
                 log.info("trial %s resumes from epoch %d", cfg.name, resumed_from)
         callback = CampaignCallback(cfg, reporter, store, workdir)
+        if ckpt_path is not None:
+            prior = _callback_state(ckpt_path)
+            if prior is not None:
+                callback.load_state_dict(prior)
+                if callback.finished():
+                    # A restart after the end (pod restarted before the operator saw the outcome):
+                    # report the same outcome again instead of training past a stop decision.
+                    return _outcome(cfg, callback, start, resumed_from)
         trainer = _lightning_trainer(cfg, callback, distributed)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         return _outcome(cfg, callback, start, resumed_from)
@@ -258,6 +280,13 @@ def train_fn(
         return out
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _callback_state(path: str) -> dict[str, Any] | None:
+    # mmap: only the small callback entry is materialised, not the model/optimizer tensors.
+    ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    state = (ckpt.get("callbacks") or {}).get(CampaignCallback.__qualname__)
+    return dict(state) if isinstance(state, Mapping) else None
 
 
 def _outcome(cfg: TrialConfig, cb: CampaignCallback, start: str, resumed_from: int | None) -> Outcome:
