@@ -1,0 +1,102 @@
+"""A trial's result and the status shape it is reported in (the Trial CRD's ``status``, camelCase)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+HISTORY_LIMIT = 100  # Trial.status.history bound: keeps a 2,000-epoch trial far from etcd's size limit
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Only finite numbers: the status schema holds numbers and JSON has no NaN/inf.
+    A missing key is how a reporter says "undefined" (the outcome's reason says why)."""
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if math.isfinite(v):
+            out[str(k)] = float(v)
+    return out
+
+
+def bounded_history(history: Sequence[Mapping[str, Any]], limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries, metrics made JSON-safe."""
+    return [
+        {"epoch": int(h["epoch"]), "metrics": finite_metrics(h.get("metrics") or {})}
+        for h in history[-limit:]
+    ]
+
+
+@dataclass
+class Outcome:
+    trial: str
+    state: str  # Succeeded | Failed | Stopped
+    reason: str
+    message: str = ""
+    epoch: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, Any] | None = None  # {"epoch": int, "metrics": {...}}
+    history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: str | None = None
+    attempt: int = 1
+    start_time: str | None = None
+    completion_time: str | None = None
+    resumed_from_epoch: int | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "state": self.state,
+            "reason": self.reason,
+            "message": self.message,
+            "attempt": self.attempt,
+            "epoch": self.epoch,
+            "metrics": finite_metrics(self.metrics),
+            "history": bounded_history(self.history),
+        }
+        if self.best is not None:
+            status["best"] = {
+                "epoch": int(self.best["epoch"]),
+                "metrics": finite_metrics(self.best.get("metrics") or {}),
+            }
+        if self.checkpoint:
+            status["checkpoint"] = self.checkpoint
+        if self.start_time:
+            status["startTime"] = self.start_time
+        if self.completion_time:
+            status["completionTime"] = self.completion_time
+        return status
+
+
+def failure(
+    trial: str,
+    exc: BaseException,
+    *,
+    attempt: int = 1,
+    start_time: str | None = None,
+    reason: str = "TaskError",
+) -> Outcome:
+    """The outcome of a crash: exception type plus a short preview of its message."""
+    return Outcome(
+        trial=trial,
+        state="Failed",
+        reason=reason,
+        message=error_message(exc),
+        attempt=attempt,
+        start_time=start_time,
+        completion_time=now_rfc3339(),
+    )
+
+
+def error_message(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
