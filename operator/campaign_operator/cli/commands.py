@@ -4,4 +4,7 @@ from __future__ import annotations
 
 import click
 
-ALL: list[click.Command] = []
+from .run import run
+from .status import status
+
+ALL: list[click.Command] = [run, status]
