@@ -16,6 +16,7 @@ from campaign_operator.api.common import MetricPoint, Mode, TrialState
 from campaign_operator.api.trial import HISTORY_LIMIT, BestEpoch, Trial, TrialStatus
 
 PROGRESS_DIR = "trials"
+LATE_S = 5.0
 
 
 def progress_path(trial: str, attempt: int) -> str:
@@ -114,13 +115,17 @@ def apply_outcome(status: TrialStatus, line: dict[str, Any], now: datetime) -> T
         if isinstance(h, dict)
     ]
     best = out.get("best")
+    # The trainer stamps whole seconds; the runner's clock is finer. Its own stamp only wins when
+    # the line is read late (written while no runner was watching).
+    stamped = _parse_time(out.get("completionTime"))
+    completion = stamped if stamped is not None and (now - stamped).total_seconds() > LATE_S else now
     update: dict[str, Any] = {
         "state": state,
         "reason": str(out.get("reason") or ("Completed" if state == TrialState.SUCCEEDED else "Unknown")),
         "message": str(out.get("message") or ""),
         "epoch": int(out.get("epoch", status.epoch) or 0),
         "metrics": finite(out.get("metrics")) or status.metrics,
-        "completion_time": _parse_time(out.get("completionTime")) or now,
+        "completion_time": completion,
     }
     if history:
         # The trainer's history of a resumed attempt may start at the resume point: keep earlier epochs.
