@@ -1,8 +1,8 @@
-"""The trainer's view of a Trial: parsed once from the Trial object (dict/JSON/YAML or the API model).
+"""The trainer's view of a Trial, read through the API package's pydantic models (one schema).
 
-The API package's pydantic ``Trial`` model is the source of truth for the schema; this module only
-reads the fields the trainer needs, with the same defaults, so the trainer also runs from a bare
-spec mapping (benchmarks, Ray Tune trainables) without importing the operator package.
+``parse_trial`` validates with ``campaign_operator.api.Trial`` (a full Trial object) or
+``TrialSpec`` (a bare spec, as benchmarks and Ray Tune trainables pass it), then flattens what the
+trainer needs into a small frozen dataclass that pickles cheaply into Ray workers.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-DEFAULT_EPOCHS = 10
-DEFAULT_BATCH_SIZE = 256
+from campaign_operator.api import Trial, TrialSpec
+from campaign_operator.api.common import EarlyStopping, StopRule
 
 
 @dataclass(frozen=True)
@@ -29,24 +29,23 @@ class CheckpointSpec:
     uri: str | None = None
     every_epochs: int = 1
     keep: int = 2
-    endpoint_url: str | None = None
 
 
 @dataclass(frozen=True)
 class TrialConfig:
     name: str
+    epochs: int
     namespace: str = "default"
     task: str = "regression"
     parameters: Mapping[str, Any] = field(default_factory=dict)
-    dataset: Mapping[str, Any] | None = None
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int = DEFAULT_BATCH_SIZE
+    dataset: Mapping[str, Any] | None = None  # the DatasetSpec in wire form (camelCase, no nulls)
+    batch_size: int = 256
     resources: Resources = Resources()
     precision: str = "auto"
     objective_metric: str = "val_loss"
     objective_mode: str = "min"
-    stop_rules: tuple[Mapping[str, Any], ...] = ()
-    early_stopping: Mapping[str, Any] | None = None
+    stop_rules: tuple[StopRule, ...] = ()
+    early_stopping: EarlyStopping | None = None
     checkpoint: CheckpointSpec = CheckpointSpec()
     attempt: int = 1
     campaign: str | None = None
@@ -66,57 +65,47 @@ def _to_mapping(trial: Any) -> Mapping[str, Any]:
         if not isinstance(loaded, Mapping):
             raise ValueError("trial document is not a mapping")
         return loaded
-    dump = getattr(trial, "model_dump", None)  # the API package's pydantic model
-    if callable(dump):
-        dumped = dump(by_alias=True, mode="json", exclude_none=True)
-        assert isinstance(dumped, Mapping)
-        return dumped
     raise TypeError(f"cannot read a trial from {type(trial).__name__}")
 
 
-def _pick(m: Mapping[str, Any], *names: str, default: Any = None) -> Any:
-    for n in names:
-        if n in m and m[n] is not None:
-            return m[n]
-    return default
+def _from_spec(spec: TrialSpec, name: str, namespace: str, attempt: int) -> TrialConfig:
+    return TrialConfig(
+        name=name,
+        namespace=namespace,
+        task=spec.task,
+        parameters=dict(spec.parameters),
+        dataset=spec.dataset.to_wire() if spec.dataset else None,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        resources=Resources(cpu=spec.resources.cpu, gpu=spec.resources.gpu, workers=spec.resources.workers),
+        precision=spec.precision,
+        objective_metric=spec.objective.metric,
+        objective_mode=str(spec.objective.mode.value),
+        stop_rules=tuple(spec.stop_rules),
+        early_stopping=spec.early_stopping,
+        checkpoint=CheckpointSpec(spec.checkpoint.uri, spec.checkpoint.every_epochs, spec.checkpoint.keep),
+        # status.attempt counts attempts started; a trainer that runs is at least attempt 1.
+        attempt=max(1, attempt),
+        campaign=spec.campaign,
+        phase=spec.phase,
+    )
 
 
 def parse_trial(trial: Any) -> TrialConfig:
-    """Accept a full Trial object, a bare spec mapping, a JSON/YAML string, or the pydantic model."""
-    doc = _to_mapping(trial)
-    spec = doc.get("spec", doc)
-    meta = doc.get("metadata") or {}
-    status = doc.get("status") or {}
-    name = str(_pick(meta, "name", default=None) or _pick(spec, "name", default="trial"))
-    res = spec.get("resources") or {}
-    objective = spec.get("objective") or {}
-    ckpt = spec.get("checkpoint") or {}
-    early = _pick(spec, "earlyStopping", "early_stopping")
-    return TrialConfig(
-        name=name,
-        namespace=str(meta.get("namespace") or "default"),
-        task=str(spec.get("task") or "regression"),
-        parameters=dict(spec.get("parameters") or {}),
-        dataset=dict(spec["dataset"]) if spec.get("dataset") else None,
-        epochs=int(_pick(spec, "epochs", default=DEFAULT_EPOCHS)),
-        batch_size=int(_pick(spec, "batchSize", "batch_size", default=DEFAULT_BATCH_SIZE)),
-        resources=Resources(
-            cpu=float(res.get("cpu", 1.0)),
-            gpu=float(res.get("gpu", 0.0)),
-            workers=int(res.get("workers", 0)),
-        ),
-        precision=str(spec.get("precision") or "auto"),
-        objective_metric=str(objective.get("metric") or "val_loss"),
-        objective_mode=str(objective.get("mode") or "min"),
-        stop_rules=tuple(dict(r) for r in _pick(spec, "stopRules", "stop_rules", default=[])),
-        early_stopping=dict(early) if early else None,
-        checkpoint=CheckpointSpec(
-            uri=ckpt.get("uri"),
-            every_epochs=max(1, int(_pick(ckpt, "everyEpochs", "every_epochs", default=1))),
-            keep=max(1, int(ckpt.get("keep", 2))),
-            endpoint_url=_pick(ckpt, "endpointUrl", "endpoint_url"),
-        ),
-        attempt=int(status.get("attempt") or 1),
-        campaign=spec.get("campaign"),
-        phase=spec.get("phase"),
+    """Accept a Trial (model, mapping, JSON/YAML text) or a bare TrialSpec (model or mapping)."""
+    if isinstance(trial, Trial):
+        model = trial
+    elif isinstance(trial, TrialSpec):
+        return _from_spec(trial, "trial", "default", 1)
+    else:
+        doc = dict(_to_mapping(trial))
+        if "spec" not in doc:
+            # A bare spec, as a benchmark or a Tune trainable passes it. Campaign and phase only label
+            # a trial in the cluster; defaults let a spec run on its own. `name` may ride along.
+            name = str(doc.pop("name", "trial"))
+            spec_doc = {"campaign": "adhoc", "phase": "adhoc", **doc}
+            return _from_spec(TrialSpec.model_validate(spec_doc), name, "default", 1)
+        model = Trial.model_validate(doc)
+    return _from_spec(
+        model.spec, model.metadata.name, model.metadata.namespace or "default", model.status.attempt
     )

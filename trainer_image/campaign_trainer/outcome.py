@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-HISTORY_LIMIT = 100  # Trial.status.history bound: keeps a 2,000-epoch trial far from etcd's size limit
+# Trial.status.history bound (campaign_operator.api.trial.HISTORY_LIMIT): keeps a 2,000-epoch trial
+# far from etcd's object-size limit.
+HISTORY_LIMIT = 100
 
 
 def now_rfc3339() -> str:
@@ -27,11 +29,25 @@ def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def thin_indices(n: int, limit: int) -> list[int]:
+    """Which of ``n`` history entries to keep, at most ``limit``: the newest half dense, the older
+    ones evenly thinned; the first and the last entry always kept (the API's documented contract)."""
+    if n <= limit:
+        return list(range(n))
+    if limit < 2:
+        return [n - 1][:limit]
+    recent = limit // 2
+    older = limit - recent  # slots for entries 0 .. n-recent-1, evenly spaced, first included
+    span = n - recent
+    picks = {round(i * (span - 1) / max(1, older - 1)) for i in range(older)}
+    return sorted(picks) + list(range(span, n))
+
+
 def bounded_history(history: Sequence[Mapping[str, Any]], limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
-    """The newest ``limit`` entries, metrics made JSON-safe."""
+    """At most ``limit`` entries (see ``thin_indices``), metrics made JSON-safe."""
     return [
-        {"epoch": int(h["epoch"]), "metrics": finite_metrics(h.get("metrics") or {})}
-        for h in history[-limit:]
+        {"epoch": int(history[i]["epoch"]), "metrics": finite_metrics(history[i].get("metrics") or {})}
+        for i in thin_indices(len(history), limit)
     ]
 
 

@@ -157,7 +157,7 @@ def epoch_patch(
 ) -> dict[str, Any]:
     """JSON merge patch for the status subresource after an epoch.
 
-    ``history`` is sent whole (merge patch replaces lists) and bounded to HISTORY_LIMIT entries.
+    ``history`` is sent whole (merge patch replaces lists), thinned to HISTORY_LIMIT entries.
     """
     status: dict[str, Any] = {
         "state": "Running",
@@ -173,6 +173,8 @@ def epoch_patch(
 def outcome_patch(outcome: Outcome) -> dict[str, Any]:
     return {"status": outcome.to_status()}
 
+
+_KEEP_INTERNAL = 100_000
 
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 
@@ -263,6 +265,7 @@ class KubernetesReporter:
     attempts: int = 6
     outcome_attempts: int = 10  # the outcome is the one report that must land
     timeout_s: float = 10.0
+    backoff_base_s: float = 0.5
     _history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _seeded: bool = field(default=False, repr=False)
     _start_time: str | None = field(default=None, repr=False)
@@ -288,7 +291,7 @@ class KubernetesReporter:
     def _request(self, method: str, body: Mapping[str, Any] | None, attempts: int) -> Any:
         import requests
 
-        delays = backoff_delays(attempts)
+        delays = backoff_delays(attempts, base=self.backoff_base_s)
         last: str = ""
         for i in range(attempts):
             try:
@@ -330,7 +333,7 @@ class KubernetesReporter:
             if first:
                 self._start_time = now_rfc3339()
             self._history.append({"epoch": epoch, "metrics": finite_metrics(metrics)})
-            self._history = self._history[-HISTORY_LIMIT:]
+            del self._history[:-_KEEP_INTERNAL]  # bounded_history thins what is sent
             patch = epoch_patch(epoch, metrics, self._history, self._start_time if first else None)
             self._request("PATCH", patch, self.attempts)
 

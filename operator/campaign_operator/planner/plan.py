@@ -237,13 +237,15 @@ class _Planner:
         if accounting.exceeds(counts.failed, counts.total, counts.skipped, policy.max_failure_rate) and (
             policy.fail_fast or counts.pending + counts.running == 0
         ):
-            self._cancel(pending, running)
+            self._cancel(pending, running, counts)
             return self._ended(
                 status, PhaseState.FAILED, "FailureThresholdExceeded", self._threshold_message(phase, counts)
             )
         if counts.pending + counts.running > 0:
             self._queue(index, phase, pending)
-            status.estimated_completion_time = self._eta(phase, trials, counts)
+            waiting = {t.name for _, t in pending}
+            finished = [t for t in trials if t.status.state.is_terminal and t.name not in waiting]
+            status.estimated_completion_time = self._eta(phase, finished, counts)
             return status
         if phase.gate is not None:
             return self._gate(index, phase, status, trials)
@@ -283,7 +285,10 @@ class _Planner:
             f" {phase.failure_policy.max_failure_rate:.1%}"
         )
 
-    def _cancel(self, pending: list[tuple[int, Trial]], running: list[Trial]) -> None:
+    def _cancel(self, pending: list[tuple[int, Trial]], running: list[Trial], counts: TrialCounts) -> None:
+        """Stops what the failed phase still had going; counts show the world after that."""
+        counts.stopped += counts.pending + counts.running
+        counts.pending = counts.running = 0
         msg = "cancelled: the phase failed"
         for t in running:
             self.work.actions.append(FinishTrial(t.name, TrialState.STOPPED, CANCELLED, msg, True))
@@ -306,13 +311,12 @@ class _Planner:
                 )
             )
 
-    def _eta(self, phase: Phase, trials: list[Trial], c: TrialCounts) -> datetime | None:
+    def _eta(self, phase: Phase, finished: list[Trial], c: TrialCounts) -> datetime | None:
+        """Waves of the remaining trials times the mean duration of finished (non-skipped) ones."""
         durations = [
             (t.status.completion_time - t.status.start_time).total_seconds()
-            for t in trials
-            if t.status.state in (TrialState.SUCCEEDED, TrialState.FAILED, TrialState.STOPPED)
-            and t.status.start_time
-            and t.status.completion_time
+            for t in finished
+            if t.status.start_time and t.status.completion_time
         ]
         if not durations:
             return None

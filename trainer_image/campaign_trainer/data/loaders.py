@@ -39,11 +39,7 @@ def load_table(path: str, fmt: str | None = None, endpoint_url: str | None = Non
 
 
 def load_dataset_table(dataset: Mapping[str, Any]) -> pd.DataFrame:
-    return load_table(
-        str(dataset["path"]),
-        dataset.get("format"),
-        dataset.get("endpointUrl") or dataset.get("endpoint_url"),
-    )
+    return load_table(str(dataset["path"]), dataset.get("format"))
 
 
 def feature_columns(df: pd.DataFrame, exclude: Sequence[str], features: Sequence[str] | None) -> list[str]:
