@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import click
 
-from .report import report
-from .results import results
-from .run import run
-from .status import status
+ALL: list[click.Command] = []
 
-ALL: list[click.Command] = [run, status, results, report]
+# Offline commands: judge and preview a manifest (no cluster, no Ray).
+from .plan import plan  # noqa: E402
+from .validate import validate  # noqa: E402
+
+ALL += [validate, plan]
+
+# Embedded mode: run a campaign on a local Ray, watch it, read its results.
+from .report import report  # noqa: E402
+from .results import results  # noqa: E402
+from .run import run  # noqa: E402
+from .status import status  # noqa: E402
+
+ALL += [run, status, results, report]

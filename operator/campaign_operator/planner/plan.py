@@ -34,7 +34,7 @@ from .naming import trial_name
 from .semantics import semantic_problems
 from .stoprules import evaluate as evaluate_stop_rules
 from .sweeps import expand
-from .trials import build_trial, phase_objective
+from .trials import build_trial, phase_objective, skip_reason
 from .views import best_trial, phase_view
 
 NON_RETRYABLE_REASONS = frozenset({"NonFiniteLoss", "InvalidSpec"})
@@ -78,14 +78,6 @@ def _retryable(trial: Trial, retries: int) -> bool:
         return False
     deliberate = {r.reason for r in trial.spec.stop_rules if r.action == StopAction.FAIL}
     return trial.status.reason not in NON_RETRYABLE_REASONS | deliberate
-
-
-def _skip_reason(phase: Phase, index: int, params: dict[str, Any]) -> tuple[str, str] | None:
-    for j, rule in enumerate(phase.skip_when):
-        expr = compile_expression(f"spec.phases[{index}].skipWhen[{j}].expression", rule.expression)
-        if expr.holds(params=params):
-            return rule.reason, rule.message or f"skipWhen matched: {rule.expression}"
-    return None
 
 
 def _promoted(
@@ -180,11 +172,18 @@ class _Planner:
         running: list[Trial] = []
         created = 0
         name = self.campaign.metadata.name
+        first_action = len(self.work.actions)
         for point in expand(phase):
             trial = self.observed.get(trial_name(name, phase.name, point.params))
             if trial is None:
                 trial = build_trial(self.campaign, phase, point, promoted)
-                skip = _skip_reason(phase, index, trial.spec.parameters)
+                try:
+                    skip = skip_reason(phase, index, trial.spec.parameters)
+                except ExpressionError as e:
+                    # A rule that compiles but cannot run over these parameters (a missing key):
+                    # the phase fails as with a broken `when` or gate; nothing of it is created.
+                    del self.work.actions[first_action:]
+                    return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
                 if skip is not None:
                     trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
                 self.work.actions.append(CreateTrial(trial))
