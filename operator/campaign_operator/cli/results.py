@@ -64,7 +64,7 @@ def results(state_dir: str, phase: str | None, fmt: str, path: str | None) -> No
     elif fmt == "json":
         text = r.to_json(rows)
     else:
-        text = _table(rows, data.campaign.spec.objective.metric, path is None)
+        text = _table(rows, data.campaign.spec.objective.metric, path is None and sys.stdout.isatty())
     if path is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:

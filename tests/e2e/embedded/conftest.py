@@ -1,0 +1,94 @@
+"""Shared pieces of the embedded-mode end-to-end tests: the real `campaign` CLI in a subprocess,
+a real local Ray, real training (tiny data, few epochs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+CAMPAIGN = str(Path(sys.executable).parent / "campaign")
+
+
+def campaign_cmd(*args: str) -> list[str]:
+    return [CAMPAIGN, *args]
+
+
+def run_cli(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(campaign_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"campaign {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def query(state: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Read-only look into the runner's store (what `campaign status` does too)."""
+    db = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+def trial_docs(state: Path) -> dict[str, dict[str, Any]]:
+    return {name: json.loads(doc) for name, doc in query(state, "SELECT name, doc FROM trials")}
+
+
+def progress_lines(state: Path, trial: str, attempt: int = 1) -> list[dict[str, Any]]:
+    path = state / "trials" / trial / f"attempt-{attempt}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (Ray's daemons and workers that a SIGKILLed runner leaves)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def kill_all(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+DEMO = REPO / "examples" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The demo campaign, run once to completion; the report and results tests read its state."""
+    state = tmp_path_factory.mktemp("demo") / "state"
+    proc = run_cli("run", str(DEMO), "--state", str(state), timeout=400)
+    assert "campaign demo Succeeded" in proc.stdout, proc.stdout + proc.stderr
+    yield state
