@@ -65,8 +65,10 @@ def checkpoint_epochs(last: int, every: int, limit: int = MAX_CHECKPOINT_ROWS) -
     epochs = sorted({e for e in range(every, last + 1, every)} | {last})
     if len(epochs) <= limit:
         return epochs
-    idx = sorted({round(i * (len(epochs) - 1) / (limit - 1)) for i in range(limit)})
-    return [epochs[i] for i in idx]
+    first = epochs[0]
+    targets = [first + i * (last - first) / (limit - 1) for i in range(limit)]
+    # The checkpoint at or just before each evenly spaced target (1, 500, 1000, ... not 501, 1001).
+    return sorted({max(e for e in epochs if e <= t + 1e-9) for t in targets})
 
 
 def value_at(trial: Trial, metric: str, epoch: int) -> float | None:

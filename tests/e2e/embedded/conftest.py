@@ -3,6 +3,7 @@ a real local Ray, real training (tiny data, few epochs)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,8 +53,16 @@ def progress_lines(state: Path, trial: str, attempt: int = 1) -> list[dict[str, 
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (Ray's daemons and workers that a SIGKILLed runner leaves)."""
+def _start_time(pid: int) -> str | None:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> set[tuple[int, str]]:
+    """Every live process below `pid` (Ray's daemons and workers that a SIGKILLed runner leaves),
+    as (pid, start time) so a recycled pid is never mistaken for one of them."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -64,22 +73,21 @@ def descendants(pid: int) -> set[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-    out: set[int] = set()
+    found: set[int] = set()
     todo = [pid]
     while todo:
         for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
+            if child not in found:
+                found.add(child)
                 todo.append(child)
-    return out
+    return {(p, t) for p in found if (t := _start_time(p)) is not None}
 
 
-def kill_all(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def kill_all(procs: set[tuple[int, str]]) -> None:
+    for pid, started in procs:
+        if _start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 DEMO = REPO / "examples" / "demo.yaml"

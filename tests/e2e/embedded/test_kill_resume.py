@@ -59,7 +59,7 @@ def test_sigkill_mid_campaign_then_resume(tmp_path: Path) -> None:
     state = tmp_path / "state"
     args = ["run", str(manifest), "--state", str(state), "--max-parallel", "2"]
     runner = subprocess.Popen(campaign_cmd(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    leftovers: set[int] = set()
+    leftovers: set[tuple[int, str]] = set()
     try:
         # Wait until at least one trial finished and another is Running past its first epochs.
         deadline = time.monotonic() + 240
