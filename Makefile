@@ -6,7 +6,7 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: setup uv test unit lint typecheck crds crds-check demo plan-demo clean
+.PHONY: setup uv test unit lint typecheck crds crds-check demo plan-demo bench clean
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -33,8 +33,22 @@ test: setup lint typecheck
 unit: setup
 	$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
 
+# The demo runs from scratch every time (its state dir is reset): a 3-phase campaign on an
+# embedded local Ray, then the HTML report. `campaign status --state $(DEMO_STATE)` watches it
+# from another terminal; re-running the `campaign run` line after Ctrl-C resumes it.
+DEMO_STATE ?= .campaign/demo
 demo: setup
+	rm -rf $(DEMO_STATE)
+	$(UV) run --frozen campaign run examples/demo.yaml --state $(DEMO_STATE)
+	$(UV) run --frozen campaign report --state $(DEMO_STATE) -o $(DEMO_STATE)/report.html
+	@echo "demo report: $$(cd $(DEMO_STATE) && pwd)/report.html (results: campaign results --state $(DEMO_STATE))"
+
+plan-demo: setup
 	$(UV) run --frozen campaign plan examples/demo.yaml
+
+# Embedded campaign vs Ray Tune on the same 24 trials; prints the wall-time ratio (target <= 1.10).
+bench: setup
+	$(UV) run --frozen python bench/embedded_vs_tune.py --repeat 2
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

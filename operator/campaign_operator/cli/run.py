@@ -59,6 +59,10 @@ def run(file: str, state_dir: str | None, max_parallel: int | None, quiet: bool)
         runner = Runner(campaign, store, executor, display, max_parallel=limit)
         with StopOnSignal(runner, display):
             result = runner.run()
+    except KeyboardInterrupt:  # during Ray's start-up, or a second Ctrl-C
+        display.close()
+        click.echo(f"campaign {campaign.metadata.name} interrupted; run the same command to resume", err=True)
+        sys.exit(130)
     finally:
         display.close()
         if executor is not None:

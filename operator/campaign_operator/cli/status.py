@@ -15,7 +15,8 @@ import click
 )
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
 def status(state_dir: str, watch: bool, interval: float) -> None:
-    """Show a campaign's progress from its state directory (never writes to it)."""
+    """Show a campaign's progress from its state directory (never writes to it). --watch follows it
+    until it ends or its runner stops."""
     from pathlib import Path
 
     from rich.console import Console
@@ -42,7 +43,7 @@ def status(state_dir: str, watch: bool, interval: float) -> None:
         try:
             if tty:
                 with Live(render(snap), refresh_per_second=4) as live:
-                    while not snap.finished:
+                    while not snap.finished and snap.runner_alive:
                         time.sleep(interval)
                         snap = read_snapshot(store)
                         live.update(render(snap))
@@ -51,11 +52,13 @@ def status(state_dir: str, watch: bool, interval: float) -> None:
                 while True:
                     for line in plain_lines(before, snap):
                         click.echo(line)
-                    if snap.finished:
+                    if snap.finished or not snap.runner_alive:
                         break
                     before = snap
                     time.sleep(interval)
                     snap = read_snapshot(store)
                 click.echo(f"progress: {summary_line(snap)}")
+            if not snap.finished and not snap.runner_alive:
+                click.echo(f"{snap.name}: {snap.runner}", err=True)
         except KeyboardInterrupt:
             pass

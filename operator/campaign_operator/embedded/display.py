@@ -45,6 +45,7 @@ class Snapshot:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     runner: str | None = None
     """Who is running it, e.g. 'runner pid 1234' or 'no runner (interrupted)'."""
+    runner_alive: bool = True
 
     @property
     def finished(self) -> bool:
@@ -306,7 +307,8 @@ class LiveDisplay:
         self.live.console.print(text)
 
     def close(self) -> None:
-        self.live.stop()
+        if self.live.is_started:
+            self.live.stop()
 
 
 class PlainDisplay:
@@ -337,6 +339,7 @@ class PlainDisplay:
         if self.before is not None:
             self.stream.write(f"{_stamp(self.before.now)} progress: {summary_line(self.before)}\n")
             self.stream.flush()
+            self.before = None
 
 
 class NullDisplay:

@@ -22,6 +22,7 @@ def read_snapshot(store: Store) -> Snapshot:
         trials=store.trials(),
         events=store.events(limit=20),
         runner=runner_note(store, terminal),
+        runner_alive=(lease := store.lease()) is not None and lease.alive,
     )
 
 
