@@ -50,10 +50,8 @@ def results(state_dir: str, phase: str | None, fmt: str, path: str | None) -> No
                 raise click.ClickException("parquet is binary: give --file PATH or pipe stdout")
             import io
 
-            import pyarrow.parquet as pq  # noqa: F401  (fail early if missing)
-
             buf = io.BytesIO()
-            r.to_parquet(rows, buf)  # type: ignore[arg-type]
+            r.to_parquet(rows, buf)
             sys.stdout.buffer.write(buf.getvalue())
             return
         r.to_parquet(rows, path)

@@ -104,7 +104,7 @@ def apply_outcome(status: TrialStatus, line: dict[str, Any], now: datetime) -> T
     """The trainer's final word on an attempt; the runner's own fields (attempt, start time) stay."""
     out = line.get("status") or {}
     try:
-        state = TrialState(out.get("state"))
+        state = TrialState(str(out.get("state")))
     except ValueError:
         state = TrialState.FAILED
     if not state.is_terminal:

@@ -41,8 +41,8 @@ def run_attempt(
     A `start` line first records that this process really began the attempt; tests count those
     to prove no trial ran twice.
     """
-    from campaign_trainer.harness import run_trial
-    from campaign_trainer.reporters import JsonlReporter
+    from campaign_trainer.harness import run_trial  # type: ignore[import-untyped]
+    from campaign_trainer.reporters import JsonlReporter  # type: ignore[import-untyped]
 
     name = str(trial_doc["metadata"]["name"])
     _append_line(
@@ -59,7 +59,8 @@ def run_attempt(
     doc = dict(trial_doc)
     doc["status"] = {**(trial_doc.get("status") or {}), "attempt": attempt}
     outcome = run_trial(doc, JsonlReporter(progress_file, name), checkpoint_root=checkpoint_root)
-    return outcome.to_status()
+    status: dict[str, Any] = outcome.to_status()
+    return status
 
 
 def init_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> None:
@@ -113,7 +114,7 @@ class LocalExecutor:
         self._remote = ray.remote(max_retries=0)(run_attempt)
         self._inflight: dict[str, _InFlight] = {}
         self._done: list[Completion] = []
-        self.resources = ray.cluster_resources()
+        self.resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
 
     def submit(self, trial: Trial, attempt: int, *, resume: bool = False) -> ExecutorRef:
         from campaign_operator.embedded.progress import progress_path

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from campaign_operator.api.trial import Trial
 
@@ -95,13 +95,13 @@ def _column_values(rs: Sequence[dict[str, Any]], col: str) -> list[Any]:
     return values
 
 
-def to_parquet(rs: Sequence[dict[str, Any]], path: str | Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def to_parquet(rs: Sequence[dict[str, Any]], path: str | Path | BinaryIO) -> None:
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     cols = columns(rs)
     table = pa.table({c: _column_values(rs, c) for c in cols})
-    pq.write_table(table, str(path))
+    pq.write_table(table, str(path) if isinstance(path, str | Path) else path)
 
 
 def fmt(value: Any) -> str:

@@ -166,9 +166,11 @@ def line_chart(
     f = _Frame(width, height, (min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1), _range(ys))
     body = f.axes(xlabel, ylabel)
     for b in bands:
-        pts = [f"{f.x(x):.1f},{f.y(v):.1f}" for x, v in zip(b.xs, b.hi, strict=True)]
-        pts += [f"{f.x(x):.1f},{f.y(v):.1f}" for x, v in reversed(list(zip(b.xs, b.lo, strict=True)))]
-        body.append(f'<polygon points="{" ".join(pts)}" fill="{b.color}" fill-opacity="0.18" stroke="none"/>')
+        edge = [f"{f.x(x):.1f},{f.y(v):.1f}" for x, v in zip(b.xs, b.hi, strict=True)]
+        edge += [f"{f.x(x):.1f},{f.y(v):.1f}" for x, v in reversed(list(zip(b.xs, b.lo, strict=True)))]
+        body.append(
+            f'<polygon points="{" ".join(edge)}" fill="{b.color}" fill-opacity="0.18" stroke="none"/>'
+        )
     for s in series:
         pts = [(x, y) for x, y in zip(s.xs, s.ys, strict=True) if math.isfinite(y)]
         if not pts:
