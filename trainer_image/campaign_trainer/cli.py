@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from campaign_trainer.config import parse_trial
+from campaign_trainer.config import best_effort_name, parse_trial
 from campaign_trainer.outcome import failure
 from campaign_trainer.reporters import MultiReporter, Reporter, StdoutReporter, make_reporter
 
@@ -44,8 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = parse_trial(text)
     except Exception as exc:  # a bad document still gets an outcome line, on stdout
-        outcome = failure("trial", exc, reason="InvalidTrial")
-        StdoutReporter("trial").report_outcome(outcome)
+        name = best_effort_name(text)
+        outcome = failure(name, exc, reason="InvalidTrial")
+        StdoutReporter(name).report_outcome(outcome)
         return EXIT_TRIAL_FAILED
     reporters: list[Reporter] = [make_reporter(s, cfg.name, cfg.namespace) for s in specs]
     reporter: Reporter = reporters[0] if len(reporters) == 1 else MultiReporter(reporters)

@@ -109,3 +109,14 @@ def parse_trial(trial: Any) -> TrialConfig:
     return _from_spec(
         model.spec, model.metadata.name, model.metadata.namespace or "default", model.status.attempt
     )
+
+
+def best_effort_name(trial: Any) -> str:
+    """The trial's name from a document that failed validation, so its failure is still attributed."""
+    try:
+        doc = _to_mapping(trial)
+    except (TypeError, ValueError, yaml.YAMLError):
+        return "trial"
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else doc.get("name")
+    return str(name) if isinstance(name, str) and name else "trial"

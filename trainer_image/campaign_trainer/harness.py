@@ -30,7 +30,7 @@ import lightning.pytorch as pl
 import torch
 
 from campaign_trainer import checkpoints, stoprules
-from campaign_trainer.config import TrialConfig, parse_trial
+from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
 from campaign_trainer.metrics import scalar_metrics
 from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, error_message, failure, now_rfc3339
 from campaign_trainer.reporters import Reporter
@@ -99,12 +99,26 @@ class CampaignCallback(pl.Callback):
         self._samples = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "best": self.best, "last_checkpoint": self.last_checkpoint}
+        d = self.decision
+        return {
+            "history": self.history,
+            "best": self.best,
+            "last_checkpoint": self.last_checkpoint,
+            # plain types only: checkpoints must load with torch's weights_only unpickler too
+            "decision": {"state": d.state, "reason": d.reason, "message": d.message} if d else None,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history") or [])
         self.best = state_dict.get("best")
         self.last_checkpoint = state_dict.get("last_checkpoint")
+        d = state_dict.get("decision")
+        self.decision = stoprules.StopDecision(d["state"], d["reason"], d["message"]) if d else None
+
+    def finished(self) -> bool:
+        """The restored state is terminal: a decision was made, or every epoch ran."""
+        last = int(self.history[-1]["epoch"]) if self.history else 0
+        return self.decision is not None or last >= self.cfg.epochs
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0 = self._t_last = time.perf_counter()
@@ -141,9 +155,8 @@ class CampaignCallback(pl.Callback):
         self.history.append({"epoch": epoch, "metrics": metrics})
         del self.history[:-_HISTORY_KEEP]
         value = metrics.get(self.cfg.objective_metric)
-        if value is not None and is_better(
-            value, self.best and self.best["metrics"].get(self.cfg.objective_metric), self.cfg.objective_mode
-        ):
+        best_value: float | None = self.best["metrics"].get(self.cfg.objective_metric) if self.best else None
+        if value is not None and is_better(value, best_value, self.cfg.objective_mode):
             self.best = {"epoch": epoch, "metrics": dict(metrics)}
         decision = self._decide(metrics)
         if trainer.world_size > 1:
@@ -240,6 +253,14 @@ def train_fn(
                 ckpt_path = str(local)
                 log.info("trial %s resumes from epoch %d", cfg.name, resumed_from)
         callback = CampaignCallback(cfg, reporter, store, workdir)
+        if ckpt_path is not None:
+            prior = _callback_state(ckpt_path)
+            if prior is not None:
+                callback.load_state_dict(prior)
+                if callback.finished():
+                    # A restart after the end (pod restarted before the operator saw the outcome):
+                    # report the same outcome again instead of training past a stop decision.
+                    return _outcome(cfg, callback, start, resumed_from)
         trainer = _lightning_trainer(cfg, callback, distributed)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         return _outcome(cfg, callback, start, resumed_from)
@@ -261,8 +282,15 @@ def train_fn(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _callback_state(path: str) -> dict[str, Any] | None:
+    # mmap: only the small callback entry is materialised, not the model/optimizer tensors.
+    ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    state = (ckpt.get("callbacks") or {}).get(CampaignCallback.__qualname__)
+    return dict(state) if isinstance(state, Mapping) else None
+
+
 def _outcome(cfg: TrialConfig, cb: CampaignCallback, start: str, resumed_from: int | None) -> Outcome:
-    last = cb.history[-1] if cb.history else {"epoch": 0, "metrics": {}}
+    last: dict[str, Any] = cb.history[-1] if cb.history else {"epoch": 0, "metrics": {}}
     d = cb.decision
     return Outcome(
         trial=cfg.name,
@@ -310,7 +338,7 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
     try:
         cfg = trial if isinstance(trial, TrialConfig) else parse_trial(trial)
     except Exception as exc:
-        outcome = failure(_best_effort_name(trial), exc, start_time=start, reason="InvalidTrial")
+        outcome = failure(best_effort_name(trial), exc, start_time=start, reason="InvalidTrial")
         reporter.report_outcome(outcome)
         return outcome
     try:
@@ -320,10 +348,13 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
 
         scaling = scaling_kwargs(cfg.resources)
         distributed = scaling["num_workers"] >= 1
+        if not distributed:
+            # "Running in local mode..." on every trial is noise: local mode is the normal small-trial path.
+            logging.getLogger("ray.train.v2.api.config").setLevel(logging.WARNING)
         if distributed:
             ensure_ray()
         trainer = TorchTrainer(
-            _train_loop_per_worker,
+            _train_loop_per_worker,  # type: ignore[arg-type]  # V2 passes the return value through
             train_loop_config={
                 "trial": cfg,
                 "reporter": reporter,
@@ -339,21 +370,14 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
                 failure_config=FailureConfig(max_failures=0),  # retries are the campaign's policy
             ),
         )
-        result = trainer.fit()
-        outcome = result.return_value
-        if not isinstance(outcome, Outcome):
-            raise RuntimeError(f"train function returned {type(outcome).__name__}, not an Outcome")
+        returned = getattr(trainer.fit(), "return_value", None)  # V2 Result; the static type is V1's
+        if not isinstance(returned, Outcome):
+            raise RuntimeError(f"train function returned {type(returned).__name__}, not an Outcome")
+        outcome = returned
     except Exception as exc:
         outcome = failure(cfg.name, exc, attempt=cfg.attempt, start_time=start)
     reporter.report_outcome(outcome)
     return outcome
-
-
-def _best_effort_name(trial: Any) -> str:
-    if isinstance(trial, Mapping):
-        meta = trial.get("metadata") or {}
-        return str(meta.get("name") or trial.get("name") or "trial")
-    return "trial"
 
 
 __all__ = ["CampaignCallback", "Outcome", "ensure_ray", "error_message", "run_trial", "train_fn"]

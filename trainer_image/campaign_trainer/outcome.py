@@ -68,15 +68,19 @@ class Outcome:
     resumed_from_epoch: int | None = None
 
     def to_status(self) -> dict[str, Any]:
+        """The Trial status fields this outcome knows. An attempt that died before its first epoch
+        knows no epoch/metrics/history: those keys are left out, so a merge patch keeps what an
+        earlier attempt reported instead of wiping it."""
         status: dict[str, Any] = {
             "state": self.state,
             "reason": self.reason,
             "message": self.message,
             "attempt": self.attempt,
-            "epoch": self.epoch,
-            "metrics": finite_metrics(self.metrics),
-            "history": bounded_history(self.history),
         }
+        if self.history or self.epoch:
+            status["epoch"] = self.epoch
+            status["metrics"] = finite_metrics(self.metrics)
+            status["history"] = bounded_history(self.history)
         if self.best is not None:
             status["best"] = {
                 "epoch": int(self.best["epoch"]),

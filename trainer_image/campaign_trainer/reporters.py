@@ -194,6 +194,7 @@ class ClusterConnection:
     ca_file: str | None = None
     verify: bool = True
     client_cert: tuple[str, str] | None = None
+    proxy_url: str | None = None
 
     def headers(self) -> dict[str, str]:
         token = self.token
@@ -221,7 +222,9 @@ class ClusterConnection:
         if ctx is None:
             raise ValueError(f"kubeconfig {path}: current-context {ctx_name!r} not found")
         cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-        user = next((u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {}) or {}
+        user: dict[str, Any] = (
+            next((u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {}) or {}
+        )
         base = Path(path).parent
 
         def file_of(data_key: str, path_key: str, src: Mapping[str, Any]) -> str | None:
@@ -240,6 +243,7 @@ class ClusterConnection:
             ca_file=file_of("certificate-authority-data", "certificate-authority", cluster),
             verify=not cluster.get("insecure-skip-tls-verify", False),
             client_cert=(cert, key) if cert and key else None,
+            proxy_url=cluster.get("proxy-url"),
         )
 
     @classmethod
@@ -282,9 +286,16 @@ class KubernetesReporter:
             import requests  # deferred: only this reporter needs it
 
             s = requests.Session()
+            # trust_env would let REQUESTS_CA_BUNDLE replace the cluster CA on every request; proxies
+            # are applied explicitly instead (kubeconfig proxy-url, else *_PROXY/NO_PROXY like client-go).
+            s.trust_env = False
             s.verify = (self.connection.ca_file or True) if self.connection.verify else False
             if self.connection.client_cert:
                 s.cert = self.connection.client_cert
+            if self.connection.proxy_url:
+                s.proxies = {"https": self.connection.proxy_url, "http": self.connection.proxy_url}
+            else:
+                s.proxies = requests.utils.get_environ_proxies(self.connection.server)
             self._session = s
         return self._session
 

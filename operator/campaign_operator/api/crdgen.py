@@ -58,6 +58,8 @@ class _Converter:
             model = self.models.get(name)
             if model is not None and model.cel_rules:
                 merged["x-kubernetes-validations"] = _rules(model)
+            if model is not None and model.exactly_one is not None:
+                merged["oneOf"] = [{"required": [f]} for f in model.exactly_one.fields]
             return merged
         if "anyOf" in node:
             options = [o for o in node.pop("anyOf") if o.get("type") != "null"]

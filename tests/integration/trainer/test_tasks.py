@@ -255,3 +255,21 @@ def test_file_dataset(fmt: str, tmp_path: Path, recorder: RecordingReporter) -> 
     )
     assert out.state == "Succeeded", out.message
     assert np.isfinite(out.metrics["r2"])
+
+
+def test_restart_after_a_stop_reports_the_same_outcome_without_training(tmp_path: Path) -> None:
+    doc = regression_trial("stop-once", output_init_std=1e-4, dropout=0.7, weight_decay=0.5, lr=1e-3)
+    doc["spec"]["checkpoint"] = {"uri": str(tmp_path / "ck"), "everyEpochs": 5}
+    first, again = RecordingReporter(), RecordingReporter()
+    out1 = run_trial(doc, first)
+    out2 = run_trial(doc, again)
+    assert (out1.state, out1.reason, out1.epoch) == ("Stopped", "VarianceCollapse", 3)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000003.ckpt"]  # saved at the stop
+    assert again.epochs == []  # no epoch trained past the stop decision
+    assert (out2.state, out2.reason, out2.epoch, out2.resumed_from_epoch) == (
+        "Stopped",
+        "VarianceCollapse",
+        3,
+        3,
+    )
+    assert out2.history == out1.history and again.outcomes[0].message == out1.message

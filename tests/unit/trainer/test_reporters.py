@@ -109,6 +109,14 @@ def test_outcome_patch_exact_body() -> None:
     }
 
 
+def test_outcome_of_a_crash_before_any_epoch_keeps_earlier_history() -> None:
+    o = Outcome(trial="t-1", state="Failed", reason="TaskError", message="OSError: disk", attempt=3)
+    # no epoch/metrics/history keys: a merge patch leaves the previous attempt's values in place
+    assert outcome_patch(o) == {
+        "status": {"state": "Failed", "reason": "TaskError", "message": "OSError: disk", "attempt": 3}
+    }
+
+
 def test_error_message_preview() -> None:
     msg = error_message(ValueError("x" * 1000 + "\n tail"), limit=50)
     assert msg.startswith("ValueError: ") and msg.endswith("...") and len(msg) == len("ValueError: ") + 50
