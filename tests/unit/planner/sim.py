@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,6 +77,27 @@ class World:
         trial.status.reason = "Completed" if state == TrialState.SUCCEEDED else "TaskError"
         trial.status.metrics = metrics or {}
         trial.status.completion_time = self.now
+
+    def drive(
+        self,
+        outcome: Any,
+        rng: random.Random,
+        max_steps: int = 400,
+        tick: timedelta = timedelta(seconds=45),
+    ) -> Iterator[Plan]:
+        """Yields each plan (after applying it) until the campaign finishes; between plans, a random
+        share of running trials end via `outcome` and the clock moves on."""
+        p = self.step()
+        for _ in range(max_steps):
+            yield p
+            if p.status.state.value in ("Succeeded", "Failed"):
+                return
+            for t in self.running():
+                if rng.random() < 0.6:
+                    self.finish(t, *outcome(t))
+            self.now += tick
+            p = self.step()
+        raise AssertionError("campaign did not finish")
 
     def run(
         self,
