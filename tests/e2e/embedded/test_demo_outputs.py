@@ -7,6 +7,7 @@ import io
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -92,5 +93,7 @@ def test_report_has_every_plot_and_table(demo_state: Path, tmp_path: Path) -> No
     # Like the quick-test report: Initial ... Final rows with the improvement over the baseline.
     explore = html.split('class="checkpoints checkpoints-explore"')[1].split("</table>")[0]
     assert "Initial" in explore and "Final" in explore and "Baseline" in explore and "Improvement" in explore
+    for chart in re.findall(r"<svg.*?</svg>", html, re.S):
+        ElementTree.fromstring(chart)  # every chart is well-formed SVG
     # Self-contained: no scripts, no links, no external resources.
     assert not re.search(r"(src|href)=|https?://|<script|@import|url\(", html)
