@@ -83,6 +83,26 @@ def descendants(pid: int) -> set[tuple[int, str]]:
     return {(p, t) for p in found if (t := _start_time(p)) is not None}
 
 
+def workers(procs: set[tuple[int, str]]) -> list[str]:
+    """Those of `procs` still alive that are Ray workers (task processes), not Ray's agents."""
+    out = []
+    for pid, started in procs:
+        if _start_time(pid) != started:
+            continue
+        try:
+            cmd = (
+                (Path("/proc") / str(pid) / "cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
+        except OSError:
+            continue
+        if "default_worker" in cmd or (cmd.startswith("ray::") and "Agent" not in cmd):
+            out.append(f"{pid} {cmd[:80]}")
+    return out
+
+
 def kill_all(procs: set[tuple[int, str]]) -> None:
     for pid, started in procs:
         if _start_time(pid) == started:
