@@ -11,3 +11,11 @@ from .plan import plan  # noqa: E402
 from .validate import validate  # noqa: E402
 
 ALL += [validate, plan]
+
+# Embedded mode: run a campaign on a local Ray, watch it, read its results.
+from .report import report  # noqa: E402
+from .results import results  # noqa: E402
+from .run import run  # noqa: E402
+from .status import status  # noqa: E402
+
+ALL += [run, status, results, report]

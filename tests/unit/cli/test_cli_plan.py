@@ -38,7 +38,8 @@ TASK_HYPERPARAMETERS = {
         "price_weight",
     },
 }
-COMMON_HYPERPARAMETERS = {"seed"}
+# Read by every built-in task through the trainer's shared helpers (make_optimizer, split_arrays).
+COMMON_HYPERPARAMETERS = {"seed", "lr", "weight_decay", "optimizer", "momentum", "val_fraction"}
 
 
 def plan_json(name: str) -> dict[str, Any]:

@@ -1,0 +1,43 @@
+"""Reading what the views show from a state directory (the `status`, `results`, `report` commands)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from campaign_operator.api.campaign import CampaignState, TrainingCampaign, TrainingCampaignStatus
+from campaign_operator.api.trial import Trial
+
+from .display import Snapshot
+from .store import Store, StoreError, runner_note
+
+
+def read_snapshot(store: Store) -> Snapshot:
+    status = store.status() or TrainingCampaignStatus()
+    manifest = store.manifest() or {}
+    name = str((manifest.get("metadata") or {}).get("name") or store.dir.name)
+    terminal = status.state in (CampaignState.SUCCEEDED, CampaignState.FAILED)
+    return Snapshot(
+        name=name,
+        status=status,
+        trials=store.trials(),
+        events=store.events(limit=20),
+        runner=runner_note(store, terminal),
+        runner_alive=(lease := store.lease()) is not None and lease.alive,
+    )
+
+
+@dataclass(frozen=True)
+class CampaignData:
+    """A finished (or running) campaign as the results table and the report read it."""
+
+    campaign: TrainingCampaign
+    status: TrainingCampaignStatus
+    trials: list[Trial]
+
+
+def read_campaign(store: Store) -> CampaignData:
+    manifest = store.manifest()
+    if manifest is None:
+        raise StoreError(f"{store.dir}: no campaign recorded yet")
+    campaign = TrainingCampaign.model_validate(manifest)
+    return CampaignData(campaign, store.status() or TrainingCampaignStatus(), store.trials())

@@ -1,0 +1,194 @@
+"""The `local` executor: trial attempts as Ray tasks on a Ray started in this process.
+
+Each attempt is one task with the trial's own resources (fractional CPU/GPU allowed) that runs the
+trainer's `run_trial` with a JSON-lines reporter writing to the attempt's progress file under the
+state dir. Worker processes are reused between tasks, so torch and Lightning are imported once per
+worker, not once per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from campaign_operator.api.trial import ExecutorRef, Trial
+
+from .base import Completion
+
+KIND = "local"
+
+
+def _append_line(path: str, obj: dict[str, Any]) -> None:
+    # Same discipline as the trainer's reporter: one write on an O_APPEND file, so lines never tear.
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def run_attempt(
+    trial_doc: dict[str, Any], attempt: int, resume: bool, progress_file: str, checkpoint_root: str
+) -> dict[str, Any]:
+    """Body of the Ray task (also callable directly): the trainer's run_trial, reporting to JSONL.
+
+    A `start` line first records that this process really began the attempt; tests count those
+    to prove no trial ran twice.
+    """
+    from campaign_trainer.harness import run_trial  # type: ignore[import-untyped]
+    from campaign_trainer.reporters import JsonlReporter  # type: ignore[import-untyped]
+
+    name = str(trial_doc["metadata"]["name"])
+    _append_line(
+        progress_file,
+        {
+            "type": "start",
+            "trial": name,
+            "attempt": attempt,
+            "resume": resume,
+            "pid": os.getpid(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+    doc = dict(trial_doc)
+    doc["status"] = {**(trial_doc.get("status") or {}), "attempt": attempt}
+    outcome = run_trial(doc, JsonlReporter(progress_file, name), checkpoint_root=checkpoint_root)
+    status: dict[str, Any] = outcome.to_status()
+    return status
+
+
+def init_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> None:
+    """A private local Ray: never attaches to another cluster, no dashboard, quiet."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Under `uv run`, Ray would start every worker through `uv run` in an uploaded copy of the
+    # working dir, which fails (after minutes) without network; workers must use this interpreter.
+    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+    import ray
+    from ray._private import ray_constants
+
+    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False  # in case ray was imported before the env var
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {}
+    if num_gpus is not None:
+        kwargs["num_gpus"] = num_gpus
+    ray.init(
+        address="local",
+        num_cpus=int(num_cpus) if num_cpus else os.cpu_count() or 1,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=True,
+        logging_level=logging.ERROR,
+        # The object store only carries small outcome dicts; don't reserve 30% of RAM for it.
+        object_store_memory=256 * 1024 * 1024,
+        **kwargs,
+    )
+
+
+@dataclass
+class _InFlight:
+    trial: str
+    attempt: int
+    ref: Any
+    stopping: bool = False
+
+
+class LocalExecutor:
+    """submit / poll / stop over Ray tasks. Uses the driver's Ray if initialised, else starts one."""
+
+    kind = KIND
+
+    def __init__(self, state_dir: Path, *, num_cpus: float | None = None, num_gpus: float | None = None):
+        import ray
+
+        self.state_dir = Path(state_dir).resolve()
+        self._owns_ray = not ray.is_initialized()
+        init_ray(num_cpus, num_gpus)
+        self._remote = ray.remote(max_retries=0)(run_attempt)
+        self._inflight: dict[str, _InFlight] = {}
+        self._done: list[Completion] = []
+        self.resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+
+    def submit(self, trial: Trial, attempt: int, *, resume: bool = False) -> ExecutorRef:
+        from campaign_operator.embedded.progress import progress_path
+
+        job = f"{trial.name}-a{attempt}"
+        current = self._inflight.get(trial.name)
+        if current is not None and current.attempt == attempt:
+            return ExecutorRef(kind=KIND, name=job, attempt=attempt)
+        res = trial.spec.resources
+        missing = [
+            f"{k}={need:g} (this machine has {self.resources.get(k, 0):g})"
+            for k, need in (("CPU", res.cpu), ("GPU", res.gpu))
+            if need > self.resources.get(k, 0)
+        ]
+        if missing:
+            # Ray would queue it forever; say so instead.
+            self._done.append(
+                Completion(trial.name, attempt, None, f"Unschedulable: needs {', '.join(missing)}")
+            )
+            return ExecutorRef(kind=KIND, name=job, attempt=attempt)
+        ref = self._remote.options(num_cpus=res.cpu, num_gpus=res.gpu, name=job).remote(
+            trial.to_wire(),
+            attempt,
+            resume,
+            str(self.state_dir / progress_path(trial.name, attempt)),
+            str(self.state_dir / "checkpoints"),
+        )
+        self._inflight[trial.name] = _InFlight(trial.name, attempt, ref)
+        return ExecutorRef(kind=KIND, name=job, attempt=attempt)
+
+    def poll(self, timeout: float = 0.0) -> list[Completion]:
+        import ray
+
+        out, self._done = self._done, []
+        if not self._inflight:
+            if timeout > 0 and not out:
+                time.sleep(timeout)
+            return out
+        by_ref = {f.ref: f for f in self._inflight.values()}
+        refs = list(by_ref)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=0 if out else timeout)
+        if ready:  # then collect everything else that is already done too
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            f = by_ref[ref]
+            del self._inflight[f.trial]
+            try:
+                outcome = ray.get(ref)
+                out.append(Completion(f.trial, f.attempt, outcome, None, f.stopping))
+            except Exception as exc:  # RayTaskError, WorkerCrashedError, TaskCancelledError, ...
+                text = " ".join(str(exc).split())[:400]
+                out.append(Completion(f.trial, f.attempt, None, f"{type(exc).__name__}: {text}", f.stopping))
+        return out
+
+    def stop(self, trial: str) -> None:
+        import ray
+
+        f = self._inflight.get(trial)
+        if f is None or f.stopping:
+            return
+        f.stopping = True
+        # force: kill the worker process; a training loop never checks for cancellation.
+        ray.cancel(f.ref, force=True)
+
+    def running(self) -> set[str]:
+        return set(self._inflight)
+
+    def close(self) -> None:
+        import ray
+
+        for name in list(self._inflight):
+            self.stop(name)
+        deadline = time.monotonic() + 10
+        while self._inflight and time.monotonic() < deadline:
+            self.poll(timeout=0.2)
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()

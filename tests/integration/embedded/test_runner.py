@@ -1,0 +1,122 @@
+"""The runner with the real local executor, Ray and trainer, in this process: retries, stop rules,
+fail-fast cancellation. (The CLI-level tests in tests/e2e/embedded cover kill/resume and outputs.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from campaign_operator.api.campaign import CampaignState, TrainingCampaign
+from campaign_operator.api.common import TrialState
+from campaign_operator.api.manifest import load_campaign
+from campaign_operator.embedded.display import NullDisplay
+from campaign_operator.embedded.runner import Runner
+from campaign_operator.embedded.store import Store
+from campaign_operator.executors.local import LocalExecutor, init_ray
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    import ray
+
+    init_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def campaign(phase: dict[str, Any], **template: Any) -> TrainingCampaign:
+    return load_campaign(
+        {
+            "apiVersion": "training.campaign-operator.io/v1alpha1",
+            "kind": "TrainingCampaign",
+            "metadata": {"name": "rt"},
+            "spec": {
+                "template": {
+                    "task": "regression",
+                    "dataset": {"synthetic": {"samples": 512, "seed": 1}},
+                    "hyperparameters": {"hidden_dims": [16]},
+                    "epochs": 3,
+                    "batchSize": 64,
+                    **template,
+                },
+                "phases": [{"name": "p", **phase}],
+            },
+        }
+    )
+
+
+def run(c: TrainingCampaign, state: Path) -> tuple[Any, Store]:
+    store = Store(state)
+    store.acquire_lease()
+    executor = LocalExecutor(state)
+    try:
+        result = Runner(c, store, executor, NullDisplay(), max_parallel=2).run()
+    finally:
+        executor.close()
+    assert not executor.running()
+    return result, store
+
+
+def test_a_failed_attempt_is_retried_as_a_new_attempt(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    c = campaign(
+        {
+            "sweep": {"trials": [{"lr": 0.01}]},
+            "failurePolicy": {"maxFailureRate": 0.0, "retries": 1, "backoffSeconds": 0},
+        },
+        task="tests.integration.embedded.flaky_task:fails_once",
+        hyperparameters={"hidden_dims": [16], "marker": str(marker)},
+    )
+    result, store = run(c, tmp_path / "state")
+    with store:
+        [t] = store.trials()
+        attempts = [(a.attempt, a.kind) for a in store.attempts()]
+    assert result.status.state == CampaignState.SUCCEEDED
+    assert (t.status.state, t.status.attempt, t.status.epoch) == (TrialState.SUCCEEDED, 2, 3)
+    assert attempts == [(1, "start"), (2, "start")]
+    first = (tmp_path / "state" / "trials" / t.name / "attempt-1.jsonl").read_text()
+    assert "transient: the dataset mount was not ready" in first and '"state":"Failed"' in first
+
+
+def test_a_stop_rule_ends_the_trial_stopped(tmp_path: Path) -> None:
+    rule = {
+        "metric": "val_loss",
+        "comparison": "<",
+        "threshold": 100.0,
+        "afterEpoch": 1,
+        "reason": "GoodEnough",
+        "action": "Stop",
+    }
+    c = campaign({"stopRules": [rule]}, epochs=8)
+    result, store = run(c, tmp_path / "state")
+    with store:
+        [t] = store.trials()
+    assert result.status.state == CampaignState.SUCCEEDED  # stopped trials are not failures
+    assert (t.status.state, t.status.reason) == (TrialState.STOPPED, "GoodEnough")
+    assert 2 <= t.status.epoch < 8
+
+
+def test_fail_fast_stops_the_running_trials(tmp_path: Path) -> None:
+    c = campaign(
+        {
+            "hyperparameters": {"optimizer": "sgd"},
+            "sweep": {"trials": [{"lr": 0.01}, {"lr": 100.0}, {"lr": 0.02}]},
+            "failurePolicy": {"maxFailureRate": 0.0, "failFast": True},
+        },
+        epochs=200,
+        dataset={"synthetic": {"samples": 4096, "seed": 1}},
+    )
+    result, store = run(c, tmp_path / "state")
+    with store:
+        trials = {t.spec.parameters["lr"]: t for t in store.trials()}
+    assert result.status.state == CampaignState.FAILED
+    assert result.status.reason == "FailureThresholdExceeded"
+    assert trials[100.0].status.reason == "NonFiniteLoss"
+    assert trials[0.01].status.state == TrialState.STOPPED and trials[0.01].status.reason == "Cancelled"
+    assert trials[0.01].status.epoch < 200  # really stopped, not run to the end
+    assert trials[0.02].status.state == TrialState.STOPPED  # never started: cancelled while pending

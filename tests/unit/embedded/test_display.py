@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from rich.console import Console
+
+from campaign_operator.api.campaign import (
+    CampaignState,
+    GateStatus,
+    PhaseState,
+    PhaseStatus,
+    TrainingCampaignStatus,
+    TrialCounts,
+)
+from campaign_operator.api.common import TrialState
+from campaign_operator.embedded import display
+from campaign_operator.embedded.display import Snapshot
+
+from .helpers import T0, finished, trial
+
+pytestmark = pytest.mark.unit
+
+
+def phase(failed: int, total: int = 8, skipped: int = 1, max_rate: float = 0.2, **kw: object) -> PhaseStatus:
+    counts = TrialCounts(total=total, failed=failed, skipped=skipped, succeeded=total - failed - skipped)
+    rate = failed / (total - skipped)
+    return PhaseStatus(name="explore", counts=counts, failure_rate=rate, max_failure_rate=max_rate, **kw)
+
+
+@pytest.mark.parametrize(("failed", "level"), [(0, "ok"), (1, "near"), (2, "over")])
+def test_threshold_levels(failed: int, level: str) -> None:
+    th = display.threshold(phase(failed))  # 7 counted trials, 20%: one failure allowed
+    assert th.level == level and th.allowed == 1
+    assert th.text().startswith({"ok": "✓", "near": "⚠", "over": "✗"}[level])
+
+
+def test_durations_eta_and_preview() -> None:
+    assert [display.duration(s) for s in (None, 5, 75, 7300)] == ["—", "5s", "1m15s", "2h01m"]
+    p = phase(0, state=PhaseState.RUNNING, estimated_completion_time=T0 + timedelta(seconds=90))
+    assert display.eta(p, T0) == "1m30s"
+    assert display.eta(phase(0, state=PhaseState.SUCCEEDED), T0) == "done"
+    assert display.preview("a\n  b " + "x" * 300, 20) == "a b " + "x" * 15 + "…"
+
+
+def test_latest_failures_newest_first() -> None:
+    trials = [
+        finished("old", "p", TrialState.FAILED, 5, reason="TaskError"),
+        finished("new", "p", TrialState.FAILED, 50, reason="NonFiniteLoss"),
+        finished("ok", "p", TrialState.SUCCEEDED, 60),
+    ]
+    assert [t.name for t in display.latest_failures(trials)] == ["new", "old"]
+
+
+def _snap(trials: list, phase_state: PhaseState, state: CampaignState, **kw: object) -> Snapshot:
+    p = phase(1, state=phase_state, **kw)
+    status = TrainingCampaignStatus(state=state, phases=[p], progress="8/8", start_time=T0, message="done")
+    return Snapshot(
+        name="demo", status=status, trials=trials, now=T0 + timedelta(seconds=42), runner="runner pid 1"
+    )
+
+
+def test_plain_lines_report_changes_once() -> None:
+    running = trial("t1", "explore", TrialState.RUNNING, attempt=1)
+    before = _snap([running], PhaseState.RUNNING, CampaignState.RUNNING)
+    failed = finished("t1", "explore", TrialState.FAILED, reason="NonFiniteLoss", message="loss is nan")
+    gate = GateStatus(expression="phase.best.metrics.r2 > 0.5", passed=True)
+    after = _snap([failed], PhaseState.SUCCEEDED, CampaignState.SUCCEEDED, gate=gate)
+    lines = display.plain_lines(before, after)
+    assert any("t1 Failed (NonFiniteLoss) loss is nan" in x for x in lines)
+    assert any(
+        "phase explore Succeeded" in x and "14.3% vs max 20% ⚠" in x and "gate ✓ passed" in x for x in lines
+    )
+    assert any("campaign demo · Succeeded" in x for x in lines)
+    assert display.plain_lines(after, after) == []
+
+
+def test_rich_view_shows_bars_threshold_gate_and_failures() -> None:
+    failed = finished(
+        "t1", "explore", TrialState.FAILED, reason="NonFiniteLoss", message="loss is nan at epoch 1"
+    )
+    gate = GateStatus(expression="x", passed=False)
+    snap = _snap([failed], PhaseState.FAILED, CampaignState.FAILED, gate=gate, message="gate does not hold")
+    out = io.StringIO()
+    Console(file=out, width=200, force_terminal=False).print(display.render(snap))
+    text = out.getvalue()
+    for expected in (
+        "campaign demo",
+        "explore",
+        "⚠ 14.3% / max 20%",
+        "✗ not met",
+        "latest failures",
+        "loss is nan",
+    ):
+        assert expected in text, expected
+
+
+def test_plain_display_writes_a_summary_line() -> None:
+    out = io.StringIO()
+    sink = display.PlainDisplay(out, every_s=1000)
+    sink.update(_snap([], PhaseState.RUNNING, CampaignState.RUNNING))
+    sink.update(_snap([], PhaseState.RUNNING, CampaignState.RUNNING))
+    text = out.getvalue()
+    assert text.count("progress: explore Running 8/8") == 1
