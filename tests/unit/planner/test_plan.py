@@ -410,7 +410,7 @@ def test_slots_freed_by_this_plans_cancellations_are_used_now():
         )
     )
     w.step()
-    first, second = sorted(w.running("a"), key=lambda t: t.name)
+    first, _ = sorted(w.running("a"), key=lambda t: t.name)
     w.finish(first, TrialState.FAILED)
     p = w.step()
     assert [a.reason for a in p.actions if isinstance(a, FinishTrial)] == ["Cancelled"]
