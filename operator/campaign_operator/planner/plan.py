@@ -189,6 +189,17 @@ class _Planner:
                     trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
                 self.work.actions.append(CreateTrial(trial))
                 created += 1
+            elif trial.status.state == TrialState.PENDING and trial.status.attempt == 0 and phase.skip_when:
+                # Created, but its Skipped status never landed (the shell died between the create
+                # and the status write): decide the skip again instead of launching it.
+                skip = _skip_reason(phase, index, trial.spec.parameters)
+                if skip is not None:
+                    self.work.actions.append(FinishTrial(trial.name, TrialState.SKIPPED, *skip, False))
+                    trial = trial.model_copy(
+                        update={
+                            "status": TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
+                        }
+                    )
             trials.append(trial)
             counts.total += 1
             state = trial.status.state
