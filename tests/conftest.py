@@ -1,0 +1,51 @@
+"""Shared fixtures. The Kubernetes ones start one real control plane per test session (lazily: only
+tests that use them pay for it). Missing binaries are an error, never a skip."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rig.controlplane import ControlPlane
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
+OUR_CRDS = REPO_ROOT / "crds"
+
+
+def crd_files() -> list[Path]:
+    """Third-party CRDs (KubeRay, prometheus-operator) from ../shared/crds, then ours from crds/."""
+    shared = sorted(SHARED_CRDS.glob("*.yaml"))
+    if not shared:
+        pytest.fail(f"no CRDs in {SHARED_CRDS}: ../shared must sit beside the repo", pytrace=False)
+    return shared + sorted(OUR_CRDS.glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager with all CRDs installed and Established."""
+    cp = ControlPlane()
+    cp.start()  # raises ControlPlaneError (with component logs) if binaries are missing or it fails
+    try:
+        cp.install_crds(crd_files())
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(control_plane: ControlPlane) -> Path:
+    """Path of an admin (system:masters) kubeconfig for the session's control plane."""
+    return control_plane.kubeconfig_path
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (without waiting)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)

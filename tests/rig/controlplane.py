@@ -1,0 +1,730 @@
+"""A real local Kubernetes control plane for tests: etcd + kube-apiserver (+ kube-controller-manager).
+
+The binaries come from ``KUBEBUILDER_ASSETS`` (envtest's convention) or from
+``hack/build-control-plane.sh``, which builds them from Go modules and caches them outside the repo.
+Certificates are generated here with ``cryptography``; every port is a free loopback port; all state
+(etcd data, certificates, kubeconfigs, logs) lives in one temporary directory that ``stop()`` removes.
+
+Usage::
+
+    with ControlPlane() as cp:
+        cp.install_crds(["crds/foo.yaml"])
+        cp.kubectl("get", "namespaces")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+# The apiserver's own Service ("kubernetes" in "default") takes the first address of the range.
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be found, built, started or talked to."""
+
+
+class KubectlError(ControlPlaneError):
+    def __init__(self, args: Sequence[str], result: subprocess.CompletedProcess[str]) -> None:
+        self.result = result
+        super().__init__(
+            f"kubectl {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Binaries
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bin_dir: Path
+    etcd: Path
+    kube_apiserver: Path
+    kubectl: Path | None
+    kube_controller_manager: Path | None
+    kube_scheduler: Path | None
+
+
+def _binaries_in(bin_dir: Path) -> Binaries | None:
+    def exe(name: str) -> Path | None:
+        p = bin_dir / name
+        return p if p.is_file() and os.access(p, os.X_OK) else None
+
+    etcd, apiserver = exe("etcd"), exe("kube-apiserver")
+    if etcd is None or apiserver is None:
+        return None
+    kubectl = exe("kubectl")
+    if kubectl is None and (found := shutil.which("kubectl")):
+        kubectl = Path(found)
+    return Binaries(
+        bin_dir=bin_dir,
+        etcd=etcd,
+        kube_apiserver=apiserver,
+        kubectl=kubectl,
+        kube_controller_manager=exe("kube-controller-manager"),
+        kube_scheduler=exe("kube-scheduler"),
+    )
+
+
+def find_binaries(*, build: bool = True) -> Binaries:
+    """KUBEBUILDER_ASSETS if it holds etcd + kube-apiserver; else the build script's cached output.
+
+    The script returns at once when its stamped cache is there and builds (10-30 min cold) when not.
+    """
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and (found := _binaries_in(Path(assets))):
+        return found
+    if not build:
+        raise ControlPlaneError("no control-plane binaries: KUBEBUILDER_ASSETS unset and build=False")
+    if not BUILD_SCRIPT.exists():
+        raise ControlPlaneError(f"missing {BUILD_SCRIPT}")
+    # stderr is inherited: a cold build reports progress (pytest shows it if the fixture fails).
+    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        raise ControlPlaneError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}); see its stderr above")
+    lines = proc.stdout.strip().splitlines()
+    if not lines:
+        raise ControlPlaneError(f"{BUILD_SCRIPT} printed no bin dir")
+    bin_dir = Path(lines[-1])
+    found = _binaries_in(bin_dir)
+    if found is None:
+        raise ControlPlaneError(f"{BUILD_SCRIPT} reported {bin_dir}, which lacks etcd or kube-apiserver")
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Certificates
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    # P-256: the apiserver accepts it for serving, client and service-account keys, and it is fast.
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    cert_path: Path
+
+    @classmethod
+    def create(cls, common_name: str, path: Path) -> CertificateAuthority:
+        key = _new_key()
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(minutes=5))
+            .not_valid_after(_now() + dt.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        path.write_bytes(_cert_pem(cert))
+        return cls(cert=cert, key=key, cert_path=path)
+
+    def issue(
+        self,
+        cert_path: Path,
+        key_path: Path,
+        *,
+        common_name: str,
+        organizations: Sequence[str] = (),
+        server_names: Sequence[str] = (),
+        client: bool = False,
+    ) -> None:
+        """Write a leaf certificate + key signed by this CA (serving if server_names, client if client)."""
+        key = _new_key()
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        usages = []
+        if server_names:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        if client:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(attrs))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(minutes=5))
+            .not_valid_after(_now() + dt.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+            )
+        )
+        if server_names:
+            sans: list[x509.GeneralName] = []
+            for n in server_names:
+                try:
+                    sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+                except ValueError:
+                    sans.append(x509.DNSName(n))
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        key_path.write_bytes(_key_pem(key))
+        key_path.chmod(0o600)
+        cert_path.write_bytes(_cert_pem(cert))
+
+
+# --------------------------------------------------------------------------------------------------
+# Processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM the child if the test process dies without cleaning up (e.g. SIGKILL)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, max_chars: int = 6000) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as e:
+            return f"<cannot read {self.log_path}: {e}>"
+        return text[-max_chars:]
+
+
+class ControlPlane:
+    """etcd + kube-apiserver (+ kube-controller-manager) on free loopback ports, torn down by stop().
+
+    Attributes once started: ``server`` (https URL), ``kubeconfig_path`` (admin, system:masters),
+    ``ca_path`` (the serving CA), ``work_dir`` (temp dir with certs, data, logs), ``binaries``.
+    """
+
+    def __init__(
+        self,
+        *,
+        binaries: Binaries | None = None,
+        controller_manager: bool = True,
+        controllers: Sequence[str] = (
+            "garbagecollector",
+            "namespace",
+            "serviceaccount",
+            "serviceaccount-token",
+        ),
+        extra_apiserver_args: Sequence[str] = (),
+        start_timeout: float = 90.0,
+        keep_work_dir: bool = False,
+    ) -> None:
+        self.binaries = binaries
+        self.want_controller_manager = controller_manager
+        self.controllers = tuple(controllers)
+        self.extra_apiserver_args = tuple(extra_apiserver_args)
+        self.start_timeout = start_timeout
+        self.keep_work_dir = keep_work_dir or bool(os.environ.get("CAMPAIGN_KEEP_CONTROL_PLANE"))
+        self._procs: list[_Proc] = []
+        self._work_dir: Path | None = None
+        self._server: str | None = None
+        self.startup_seconds: float | None = None
+
+    # ---- public properties
+
+    @property
+    def work_dir(self) -> Path:
+        if self._work_dir is None:
+            raise ControlPlaneError("control plane not started")
+        return self._work_dir
+
+    @property
+    def server(self) -> str:
+        if self._server is None:
+            raise ControlPlaneError("control plane not started")
+        return self._server
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.work_dir / "admin.kubeconfig"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.work_dir / "pki" / "ca.crt"
+
+    @property
+    def controller_manager_running(self) -> bool:
+        return any(p.name == "kube-controller-manager" and p.popen.poll() is None for p in self._procs)
+
+    def log_path(self, component: str) -> Path:
+        return self.work_dir / "logs" / f"{component}.log"
+
+    # ---- lifecycle
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> ControlPlane:
+        if self._work_dir is not None:
+            raise ControlPlaneError("already started")
+        t0 = time.monotonic()
+        if self.binaries is None:
+            self.binaries = find_binaries()
+        self._work_dir = Path(tempfile.mkdtemp(prefix="campaign-cp-"))
+        try:
+            self._write_pki()
+            self._start_etcd()
+            self._start_apiserver()
+            if self.want_controller_manager:
+                if self.binaries.kube_controller_manager is None:
+                    print(
+                        f"control plane: no kube-controller-manager in {self.binaries.bin_dir}; "
+                        "garbage collection and namespace deletion will not happen",
+                        file=sys.stderr,
+                    )
+                else:
+                    self._start_controller_manager()
+        except BaseException as e:
+            report = self._failure_report()
+            print(report, file=sys.stderr)
+            self.stop()
+            if isinstance(e, ControlPlaneError):
+                raise ControlPlaneError(f"{e}\n{report}") from e
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def stop(self, grace: float = 10.0) -> None:
+        for proc in reversed(self._procs):
+            if proc.popen.poll() is None:
+                proc.popen.terminate()
+        deadline = time.monotonic() + grace
+        for proc in reversed(self._procs):
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(timeout=10)
+        self._procs.clear()
+        if self._work_dir is not None and not self.keep_work_dir:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+        self._work_dir = None
+        self._server = None
+
+    # ---- client helpers
+
+    def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
+        """Environment for a subprocess that should talk to this cluster (KUBECONFIG, kubectl cache)."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig or self.kubeconfig_path),
+            "KUBECACHEDIR": str(self.work_dir / "kubectl-cache"),
+        }
+
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | None = None,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the built kubectl against this cluster (admin unless kubeconfig is given)."""
+        assert self.binaries is not None
+        if self.binaries.kubectl is None:
+            raise ControlPlaneError(f"no kubectl in {self.binaries.bin_dir} nor on PATH")
+        kc = kubeconfig or self.kubeconfig_path
+        cmd = [str(self.binaries.kubectl), f"--kubeconfig={kc}", *args]
+        result = subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env(kc),
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(args, result)
+        return result
+
+    def session(self, kubeconfig: Path | None = None) -> requests.Session:
+        """A requests.Session that verifies the server and presents the kubeconfig's client cert."""
+        kc = yaml.safe_load((kubeconfig or self.kubeconfig_path).read_text())
+        user = kc["users"][0]["user"]
+        s = requests.Session()
+        s.verify = str(self.ca_path)
+        s.cert = (user["client-certificate"], user["client-key"])
+        return s
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        kubeconfig: Path | None = None,
+        timeout: float = 30.0,
+    ) -> requests.Response:
+        with self.session(kubeconfig) as s:
+            return s.request(method, self.server + path, json=json, timeout=timeout)
+
+    def server_version(self) -> dict[str, str]:
+        r = self.request("GET", "/version")
+        r.raise_for_status()
+        version: dict[str, str] = r.json()
+        return version
+
+    def make_user_kubeconfig(self, username: str, groups: Iterable[str] = ()) -> Path:
+        """Issue a client certificate (CN=username, O=groups) and write a kubeconfig that uses it."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in username)
+        users = self.work_dir / "users"
+        users.mkdir(exist_ok=True)
+        crt, key = users / f"{safe}.crt", users / f"{safe}.key"
+        self._client_ca().issue(crt, key, common_name=username, organizations=list(groups), client=True)
+        path = users / f"{safe}.kubeconfig"
+        self._write_kubeconfig(path, username, crt, key)
+        return path
+
+    def install_crds(self, paths: Iterable[Path | str], timeout: float = 60.0) -> list[str]:
+        """Apply CRD manifests (server-side: KubeRay's are too big for the last-applied annotation),
+        wait until every CRD is Established, and return their names."""
+        files = [Path(p) for p in paths]
+        names: list[str] = []
+        for f in files:
+            for doc in yaml.safe_load_all(f.read_text()):
+                if not doc:
+                    continue
+                if doc.get("kind") != "CustomResourceDefinition":
+                    raise ControlPlaneError(f"{f}: not a CustomResourceDefinition: {doc.get('kind')}")
+                names.append(doc["metadata"]["name"])
+        if not names:
+            return []
+        file_args = [a for f in files for a in ("-f", str(f))]
+        self.kubectl("apply", "--server-side", "--force-conflicts", *file_args, timeout=timeout)
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"--timeout={int(timeout)}s",
+            *[f"customresourcedefinition/{n}" for n in names],
+            timeout=timeout + 10,
+        )
+        return names
+
+    # ---- internals
+
+    def _pki(self) -> Path:
+        return self.work_dir / "pki"
+
+    def _client_ca(self) -> CertificateAuthority:
+        pki = self._pki()
+        cert = x509.load_pem_x509_certificate((pki / "client-ca.crt").read_bytes())
+        key = serialization.load_pem_private_key((pki / "client-ca.key").read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return CertificateAuthority(cert=cert, key=key, cert_path=pki / "client-ca.crt")
+
+    def _write_pki(self) -> None:
+        pki = self._pki()
+        cert_dir = self.work_dir / "apiserver-certs"
+        for d in (pki, cert_dir, self.work_dir / "logs"):
+            d.mkdir(parents=True)
+        ca = CertificateAuthority.create("campaign-rig-ca", pki / "ca.crt")
+        (pki / "ca.key").write_bytes(_key_pem(ca.key))
+        # kube-apiserver picks up <cert-dir>/apiserver.{crt,key} by name.
+        ca.issue(
+            cert_dir / "apiserver.crt",
+            cert_dir / "apiserver.key",
+            common_name="kube-apiserver",
+            server_names=[
+                "127.0.0.1",
+                "localhost",
+                KUBERNETES_SERVICE_IP,
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+        )
+        client_ca = CertificateAuthority.create("campaign-rig-client-ca", pki / "client-ca.crt")
+        (pki / "client-ca.key").write_bytes(_key_pem(client_ca.key))
+        client_ca.issue(
+            pki / "admin.crt",
+            pki / "admin.key",
+            common_name="admin",
+            organizations=["system:masters"],
+            client=True,
+        )
+        client_ca.issue(
+            pki / "kube-controller-manager.crt",
+            pki / "kube-controller-manager.key",
+            common_name="system:kube-controller-manager",
+            client=True,
+        )
+        sa_key = _new_key()
+        (pki / "sa.key").write_bytes(_key_pem(sa_key))
+        (pki / "sa.pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    def _write_kubeconfig(self, path: Path, user: str, crt: Path, key: Path) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "campaign-rig",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_path)},
+                }
+            ],
+            "users": [{"name": user, "user": {"client-certificate": str(crt), "client-key": str(key)}}],
+            "contexts": [{"name": "campaign-rig", "context": {"cluster": "campaign-rig", "user": user}}],
+            "current-context": "campaign-rig",
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+
+    def _spawn(self, name: str, args: Sequence[str]) -> _Proc:
+        log_path = self.log_path(name)
+        with log_path.open("wb") as log:
+            popen = subprocess.Popen(
+                list(args),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.work_dir,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        proc = _Proc(name=name, popen=popen, log_path=log_path)
+        self._procs.append(proc)
+        return proc
+
+    def _wait_until(
+        self,
+        proc: _Proc,
+        what: str,
+        probe: Any,
+        timeout: float | None = None,
+    ) -> None:
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        last = "not probed yet"
+        while time.monotonic() < deadline:
+            if (rc := proc.popen.poll()) is not None:
+                raise ControlPlaneError(f"{proc.name} exited with {rc} before {what}")
+            try:
+                ok, last = probe()
+            except (requests.RequestException, OSError) as e:
+                ok, last = False, repr(e)
+            if ok:
+                return
+            time.sleep(0.1)
+        raise ControlPlaneError(f"{proc.name}: timed out waiting for {what}; last probe: {last}")
+
+    def _start_etcd(self) -> None:
+        assert self.binaries is not None
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        peer_url = f"http://127.0.0.1:{peer}"
+        proc = self._spawn(
+            "etcd",
+            [
+                str(self.binaries.etcd),
+                "--name=default",
+                f"--data-dir={self.work_dir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+
+        def healthy() -> tuple[bool, str]:
+            r = requests.get(self.etcd_url + "/health", timeout=2)
+            return r.status_code == 200 and r.json().get("health") == "true", r.text
+
+        self._wait_until(proc, "etcd /health", healthy)
+
+    def _start_apiserver(self) -> None:
+        assert self.binaries is not None
+        port = free_port()
+        self._server = f"https://127.0.0.1:{port}"
+        pki = self._pki()
+        args = [
+            str(self.binaries.kube_apiserver),
+            f"--etcd-servers={self.etcd_url}",
+            f"--cert-dir={self.work_dir / 'apiserver-certs'}",
+            f"--secure-port={port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            "--allow-privileged=true",
+            "--disable-admission-plugins=ServiceAccount",
+            "--authorization-mode=RBAC",
+            f"--client-ca-file={pki / 'client-ca.crt'}",
+            f"--service-account-issuer={self._server}/",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            *self.extra_apiserver_args,
+        ]
+        proc = self._spawn("kube-apiserver", args)
+        self._write_kubeconfig(self.kubeconfig_path, "admin", pki / "admin.crt", pki / "admin.key")
+
+        def ready() -> tuple[bool, str]:
+            r = self.request("GET", "/readyz", timeout=5)
+            return r.status_code == 200, f"{r.status_code} {r.text[-2000:]}"
+
+        self._wait_until(proc, "kube-apiserver /readyz", ready)
+
+    def _start_controller_manager(self) -> None:
+        assert self.binaries is not None and self.binaries.kube_controller_manager is not None
+        pki = self._pki()
+        kc = self.work_dir / "kube-controller-manager.kubeconfig"
+        self._write_kubeconfig(
+            kc,
+            "system:kube-controller-manager",
+            pki / "kube-controller-manager.crt",
+            pki / "kube-controller-manager.key",
+        )
+        port = free_port()
+        proc = self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.binaries.kube_controller_manager),
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self.work_dir / 'kcm-certs'}",
+                "--leader-elect=false",
+                f"--controllers={','.join(self.controllers)}",
+                # Each controller authenticates as its own service account (TokenRequest), as in a
+                # production cluster, so RBAC for controllers is exercised too.
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={self.ca_path}",
+            ],
+        )
+        url = f"https://127.0.0.1:{port}/healthz"
+
+        def healthy() -> tuple[bool, str]:
+            with warnings_suppressed():
+                r = requests.get(url, verify=False, timeout=2)  # self-signed serving cert
+            return r.status_code == 200, f"{r.status_code} {r.text[-2000:]}"
+
+        self._wait_until(proc, "kube-controller-manager /healthz", healthy)
+
+    def _failure_report(self) -> str:
+        parts = ["control plane failed to start; component logs follow"]
+        for proc in self._procs:
+            rc = proc.popen.poll()
+            state = "running" if rc is None else f"exited {rc}"
+            parts.append(f"----- {proc.name} ({state}) {proc.log_path} -----\n{proc.log_tail()}")
+        return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def warnings_suppressed() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        yield
+
+
+def versions_from_stamp(bin_dir: Path) -> Mapping[str, str]:
+    """The build script's stamp (k8s=, etcd=, go=, ...) or {} when the binaries came from elsewhere."""
+    stamp = bin_dir / ".stamp"
+    if not stamp.is_file():
+        return {}
+    out: dict[str, str] = {}
+    for line in stamp.read_text().splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
