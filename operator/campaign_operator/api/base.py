@@ -23,6 +23,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # metav1.Condition reason syntax.
 CAMEL_CASE = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+# Reasons users write (stop rules, skip rules): UpperCamelCase, which is also a valid condition reason.
+USER_REASON = r"^[A-Z][A-Za-z0-9]*$"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import CAMEL_CASE, DNS_LABEL, ApiModel, CelRule
+from .base import DNS_LABEL, USER_REASON, ApiModel, CelRule
 from .common import (
     TASK_PATTERN,
     CheckpointPolicy,
@@ -173,8 +173,8 @@ class SkipRule(ApiModel):
 
     expression: str = Field(min_length=1, max_length=4096)
     """CEL over `params` (the trial's parameters), e.g. `params.window.start < params.symbol.listed`."""
-    reason: str = Field(pattern=CAMEL_CASE, max_length=128)
-    """CamelCase reason recorded on skipped trials, e.g. BeforeListing."""
+    reason: str = Field(pattern=USER_REASON, max_length=128)
+    """UpperCamelCase reason recorded on skipped trials, e.g. BeforeListing."""
     message: str | None = None
     """Explanation recorded on skipped trials."""
 
@@ -482,6 +482,15 @@ class TrainingCampaign(ApiModel):
     """A training campaign: phases of trial sweeps with failure thresholds and gates."""
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    # The CRD's root rules (crdgen), so embedded validation judges metadata like the apiserver.
+    cel_rules = (
+        CelRule(
+            "size(self.metadata.name) <= 63",
+            "metadata.name: at most 63 characters (it becomes the `campaign` label of trials)",
+            ".metadata.name",
+        ),
+    )
 
     api_version: Literal["training.campaign-operator.io/v1alpha1"] = "training.campaign-operator.io/v1alpha1"
     kind: Literal["TrainingCampaign"] = "TrainingCampaign"

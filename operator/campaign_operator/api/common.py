@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import CAMEL_CASE, DNS_LABEL, ApiModel, CelRule
+from .base import CAMEL_CASE, DNS_LABEL, USER_REASON, ApiModel, CelRule
 
 BUILTIN_TASKS = ("regression", "cql", "sequence")
 TASK_PATTERN = r"^(regression|cql|sequence|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$"
@@ -106,8 +106,8 @@ class StopRule(ApiModel):
     """Consecutive epochs the condition must hold before the rule fires."""
     action: StopAction = StopAction.STOP
     """Stop: the trial ends as Stopped (not a failure). Fail: the trial ends as Failed."""
-    reason: str = Field(pattern=CAMEL_CASE, max_length=128)
-    """CamelCase reason recorded on the trial, e.g. VarianceCollapse."""
+    reason: str = Field(pattern=USER_REASON, max_length=128)
+    """UpperCamelCase reason recorded on the trial, e.g. VarianceCollapse."""
     message: str | None = None
     """Human-readable explanation added to the trial's message."""
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .base import GROUP, VERSION, ApiModel
-from .campaign import TrainingCampaignSpec, TrainingCampaignStatus
+from .campaign import TrainingCampaign, TrainingCampaignSpec, TrainingCampaignStatus
 from .trial import TrialSpec, TrialStatus
 
 Schema = dict[str, Any]
@@ -36,6 +36,13 @@ def _model_classes() -> dict[str, type[ApiModel]]:
     return found
 
 
+def _rules(model: type[ApiModel]) -> list[dict[str, str]]:
+    return [
+        {"rule": r.rule, "message": r.message, **({"fieldPath": r.field_path} if r.field_path else {})}
+        for r in model.cel_rules
+    ]
+
+
 class _Converter:
     def __init__(self, defs: dict[str, Schema]):
         self.defs = defs
@@ -50,14 +57,7 @@ class _Converter:
             merged = {**target, **{k: v for k, v in node.items() if k not in ("title",)}}
             model = self.models.get(name)
             if model is not None and model.cel_rules:
-                merged["x-kubernetes-validations"] = [
-                    {
-                        "rule": r.rule,
-                        "message": r.message,
-                        **({"fieldPath": r.field_path} if r.field_path else {}),
-                    }
-                    for r in model.cel_rules
-                ]
+                merged["x-kubernetes-validations"] = _rules(model)
             return merged
         if "anyOf" in node:
             options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
@@ -199,13 +199,7 @@ def campaign_crd() -> dict[str, Any]:
             {"name": "FailRate", "type": "string", "jsonPath": ".status.failRate"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
-        [
-            {
-                "rule": "size(self.metadata.name) <= 63",
-                "message": "metadata.name: at most 63 characters (it becomes the `campaign` label of trials)",
-                "fieldPath": ".metadata.name",
-            }
-        ],
+        _rules(TrainingCampaign),
     )
     _conditions_as_map(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     return crd

@@ -6,6 +6,7 @@ strings over the same wire form, so `campaign validate` and `kubectl apply` agre
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from functools import cache
 from typing import Any, TypeVar
@@ -111,10 +112,18 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_model(cls: type[M], data: Any, prefix: str = "") -> M:
-    """Builds and rule-checks a model, raising SpecError with every problem found."""
+def parse_model(cls: type[M], data: Any, prefix: str = "", *, strict: bool = False) -> M:
+    """Builds and rule-checks a model, raising SpecError with every problem found.
+
+    strict: judge `data` as the JSON the apiserver receives, without pydantic's lax coercions
+    ("8" is not an integer, "true" not a boolean), so a manifest that passes here also passes
+    the CRD's structural schema. `data` must then be JSON-shaped (what a YAML/JSON parser gives).
+    """
     try:
-        model = cls.model_validate(data)
+        if strict:
+            model = cls.model_validate_json(json.dumps(data, default=str), strict=True)
+        else:
+            model = cls.model_validate(data)
     except ValidationError as err:
         raise SpecError(format_validation_error(err, prefix)) from None
     problems = rule_violations(model, prefix)

@@ -6,6 +6,7 @@ from .semantics import semantic_problems
 from .stoprules import StopDecision
 from .stoprules import evaluate as evaluate_stop_rules
 from .sweeps import SweepPoint, expand
+from .trials import PlannedTrial, phase_trials, skip_reason
 
 __all__ = [
     "Action",
@@ -14,10 +15,13 @@ __all__ = [
     "FinishTrial",
     "LaunchTrial",
     "Plan",
+    "PlannedTrial",
     "StopDecision",
     "SweepPoint",
     "evaluate_stop_rules",
     "expand",
+    "phase_trials",
     "plan",
     "semantic_problems",
+    "skip_reason",
 ]

@@ -76,5 +76,16 @@ def compile_expression(field: str, source: str) -> Expression:
         ast = env.compile(source)
         program = env.program(ast)
     except CELParseError as e:
-        raise ExpressionError(field, source, f"syntax error: {str(e).splitlines()[0]}") from None
+        raise ExpressionError(field, source, _syntax_problem(source, e)) from None
     return Expression(field, source, program)
+
+
+def _syntax_problem(source: str, err: CELParseError) -> str:
+    """Where the parser stopped: cel-python's message is only the source and a caret line."""
+    line, column = getattr(err, "line", None), getattr(err, "column", None)
+    lines = source.splitlines()
+    if not line or not column or line > len(lines):
+        return "syntax error"
+    near = lines[line - 1][column - 1 : column + 19].strip()
+    where = f"line {line}, column {column}" if len(lines) > 1 else f"column {column}"
+    return f"syntax error at {where}" + (f" (near {near!r})" if near else " (unexpected end)")

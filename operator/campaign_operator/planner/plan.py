@@ -34,7 +34,7 @@ from .naming import trial_name
 from .semantics import semantic_problems
 from .stoprules import evaluate as evaluate_stop_rules
 from .sweeps import expand
-from .trials import build_trial, phase_objective
+from .trials import build_trial, phase_objective, skip_reason
 from .views import best_trial, phase_view
 
 NON_RETRYABLE_REASONS = frozenset({"NonFiniteLoss", "InvalidSpec"})
@@ -78,14 +78,6 @@ def _retryable(trial: Trial, retries: int) -> bool:
         return False
     deliberate = {r.reason for r in trial.spec.stop_rules if r.action == StopAction.FAIL}
     return trial.status.reason not in NON_RETRYABLE_REASONS | deliberate
-
-
-def _skip_reason(phase: Phase, index: int, params: dict[str, Any]) -> tuple[str, str] | None:
-    for j, rule in enumerate(phase.skip_when):
-        expr = compile_expression(f"spec.phases[{index}].skipWhen[{j}].expression", rule.expression)
-        if expr.holds(params=params):
-            return rule.reason, rule.message or f"skipWhen matched: {rule.expression}"
-    return None
 
 
 def _promoted(
@@ -180,11 +172,18 @@ class _Planner:
         running: list[Trial] = []
         created = 0
         name = self.campaign.metadata.name
+        first_action = len(self.work.actions)
         for point in expand(phase):
             trial = self.observed.get(trial_name(name, phase.name, point.params))
             if trial is None:
                 trial = build_trial(self.campaign, phase, point, promoted)
-                skip = _skip_reason(phase, index, trial.spec.parameters)
+                try:
+                    skip = skip_reason(phase, index, trial.spec.parameters)
+                except ExpressionError as e:
+                    # A rule that compiles but cannot run over these parameters (a missing key):
+                    # the phase fails as with a broken `when` or gate; nothing of it is created.
+                    del self.work.actions[first_action:]
+                    return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
                 if skip is not None:
                     trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
                 self.work.actions.append(CreateTrial(trial))
@@ -248,13 +247,15 @@ class _Planner:
         if accounting.exceeds(counts.failed, counts.total, counts.skipped, policy.max_failure_rate) and (
             policy.fail_fast or counts.pending + counts.running == 0
         ):
-            self._cancel(pending, running)
+            self._cancel(pending, running, counts)
             return self._ended(
                 status, PhaseState.FAILED, "FailureThresholdExceeded", self._threshold_message(phase, counts)
             )
         if counts.pending + counts.running > 0:
             self._queue(index, phase, pending)
-            status.estimated_completion_time = self._eta(phase, trials, counts)
+            waiting = {t.name for _, t in pending}
+            finished = [t for t in trials if t.status.state.is_terminal and t.name not in waiting]
+            status.estimated_completion_time = self._eta(phase, finished, counts)
             return status
         if phase.gate is not None:
             return self._gate(index, phase, status, trials)
@@ -294,7 +295,10 @@ class _Planner:
             f" {phase.failure_policy.max_failure_rate:.1%}"
         )
 
-    def _cancel(self, pending: list[tuple[int, Trial]], running: list[Trial]) -> None:
+    def _cancel(self, pending: list[tuple[int, Trial]], running: list[Trial], counts: TrialCounts) -> None:
+        """Stops what the failed phase still had going; counts show the world after that."""
+        counts.stopped += counts.pending + counts.running
+        counts.pending = counts.running = 0
         msg = "cancelled: the phase failed"
         for t in running:
             self.work.actions.append(FinishTrial(t.name, TrialState.STOPPED, CANCELLED, msg, True))
@@ -317,13 +321,12 @@ class _Planner:
                 )
             )
 
-    def _eta(self, phase: Phase, trials: list[Trial], c: TrialCounts) -> datetime | None:
+    def _eta(self, phase: Phase, finished: list[Trial], c: TrialCounts) -> datetime | None:
+        """Waves of the remaining trials times the mean duration of finished (non-skipped) ones."""
         durations = [
             (t.status.completion_time - t.status.start_time).total_seconds()
-            for t in trials
-            if t.status.state in (TrialState.SUCCEEDED, TrialState.FAILED, TrialState.STOPPED)
-            and t.status.start_time
-            and t.status.completion_time
+            for t in finished
+            if t.status.start_time and t.status.completion_time
         ]
         if not durations:
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from campaign_operator.api.campaign import Phase, TrainingCampaign
@@ -9,8 +10,9 @@ from campaign_operator.api.common import Objective
 from campaign_operator.api.meta import ObjectMeta
 from campaign_operator.api.trial import Scheduling, Trial, TrialCheckpoint, TrialSpec
 
+from .expressions import compile_expression
 from .naming import trial_name
-from .sweeps import SweepPoint
+from .sweeps import SweepPoint, expand
 
 LABEL_CAMPAIGN = "campaign"
 LABEL_PHASE = "phase"
@@ -79,3 +81,38 @@ def build_trial(
             priority=phase.priority,
         ),
     )
+
+
+def skip_reason(phase: Phase, index: int, params: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of the first skipWhen rule that holds for these parameters, else None.
+    Raises ExpressionError when a rule cannot be evaluated over them (e.g. a missing key)."""
+    for j, rule in enumerate(phase.skip_when):
+        expr = compile_expression(f"spec.phases[{index}].skipWhen[{j}].expression", rule.expression)
+        if expr.holds(params=params):
+            return rule.reason, rule.message or f"skipWhen matched: {rule.expression}"
+    return None
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """A trial as the manifest alone determines it (before anything has run)."""
+
+    name: str
+    point: SweepPoint
+    parameters: dict[str, Any]
+    skip: tuple[str, str] | None
+    """(reason, message) when a skipWhen rule marks it Skipped."""
+
+
+def phase_trials(
+    campaign: TrainingCampaign, index: int, promoted: dict[str, Any] | None = None
+) -> list[PlannedTrial]:
+    """Every distinct trial of spec.phases[index], in sweep order, with merged parameters and skip
+    decisions: what plan() creates for the phase once it starts (given the same `promoted`)."""
+    phase = campaign.spec.phases[index]
+    out = []
+    for point in expand(phase):
+        params = merged_parameters(campaign, phase, promoted, point.params)
+        name = trial_name(campaign.metadata.name, phase.name, point.params)
+        out.append(PlannedTrial(name, point, params, skip_reason(phase, index, params)))
+    return out

@@ -1,0 +1,70 @@
+"""Reading a manifest file for the commands: every TrainingCampaign in it, judged and previewed."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from campaign_operator.api.base import GROUP
+from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api.validation import SpecError
+
+from .preview import CampaignPreview, preview
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One campaign document of a file: its preview, or the problems that reject it."""
+
+    label: str
+    """Where it came from: the file, plus the document number when the file holds several."""
+    preview: CampaignPreview | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise click.FileError(path, e.strerror) from None
+
+
+def _ours(doc: dict[str, object]) -> bool:
+    api_version = doc.get("apiVersion")
+    return doc.get("kind") == "TrainingCampaign" or (
+        isinstance(api_version, str) and api_version.startswith(f"{GROUP}/")
+    )
+
+
+def judge_file(path: str) -> list[Judged]:
+    """Every TrainingCampaign document in `path` ("-": stdin); documents of other API groups (a
+    Secret next to the campaign, say) are left alone, as `kubectl apply` would apply them as-is."""
+    label = "<stdin>" if path == "-" else path
+    try:
+        docs = parse_manifests(_read(path))
+    except SpecError as e:
+        return [Judged(label, problems=e.problems)]
+    ours = [(i, doc) for i, doc in enumerate(docs) if _ours(doc)]
+    if not ours:
+        return [Judged(label, problems=[f"no TrainingCampaign in {label} (kind: TrainingCampaign)"])]
+    out = []
+    for i, doc in ours:
+        where = f"{label} (document {i + 1})" if len(docs) > 1 else label
+        try:
+            out.append(Judged(where, preview=preview(load_campaign(doc))))
+        except SpecError as e:
+            out.append(Judged(where, problems=e.problems))
+    return out
+
+
+def report_problems(judged: Judged) -> None:
+    """Every problem on its own line on stderr, under a header naming the document."""
+    n = len(judged.problems)
+    click.echo(f"{judged.label}: invalid ({n} problem{'s' if n != 1 else ''}):", err=True)
+    for problem in judged.problems:
+        click.echo(f"  {problem}", err=True)
