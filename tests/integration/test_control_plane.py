@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rig.controlplane import ControlPlane, versions_from_stamp
+from tests.rig.controlplane import ControlPlane, versions_from_stamp
 
 pytestmark = pytest.mark.integration
 

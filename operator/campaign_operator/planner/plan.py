@@ -191,7 +191,11 @@ class _Planner:
             elif trial.status.state == TrialState.PENDING and trial.status.attempt == 0 and phase.skip_when:
                 # Created, but its Skipped status never landed (the shell died between the create
                 # and the status write): decide the skip again instead of launching it.
-                skip = _skip_reason(phase, index, trial.spec.parameters)
+                try:
+                    skip = skip_reason(phase, index, trial.spec.parameters)
+                except ExpressionError as e:
+                    del self.work.actions[first_action:]
+                    return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
                 if skip is not None:
                     self.work.actions.append(FinishTrial(trial.name, TrialState.SKIPPED, *skip, False))
                     trial = trial.model_copy(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import FakeKubeRay, Kube, condition, wait_for
+from .opkit import FakeKubeRay, Kube, condition, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Kube, condition, kuberay_status, wait_for
+from .opkit import Kube, condition, kuberay_status, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from campaign_operator.executors.kuberay import build_rayjob
 from campaign_operator.planner import CreateTrial, plan
 from campaign_operator.planner.naming import RAYJOB_NAME_LIMIT
 
-from .conftest import RAY_PATH, Kube
+from .opkit import RAY_PATH, Kube
 
 pytestmark = pytest.mark.integration
 

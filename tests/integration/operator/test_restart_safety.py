@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import GROUP_PATH, RAY_PATH, AddedRecorder, FakeKubeRay, Kube, wait_for
+from .opkit import GROUP_PATH, RAY_PATH, AddedRecorder, FakeKubeRay, Kube, wait_for
 
 pytestmark = pytest.mark.integration
 
