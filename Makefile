@@ -17,9 +17,11 @@ setup: uv .venv/.synced
 	$(UV) sync --all-extras --frozen
 	@touch $@
 
+LINT_DIRS := $(wildcard operator trainer_image tests bench)
+
 lint: setup
-	$(UV) run --frozen ruff check operator trainer_image tests bench
-	$(UV) run --frozen ruff format --check operator trainer_image tests bench
+	$(UV) run --frozen ruff check $(LINT_DIRS)
+	$(UV) run --frozen ruff format --check $(LINT_DIRS)
 
 typecheck: setup
 	$(UV) run --frozen mypy --strict operator/campaign_operator/api operator/campaign_operator/planner

@@ -233,6 +233,10 @@ class Phase(ApiModel):
     """Earlier phases that must succeed before this one starts."""
     when: str | None = Field(None, max_length=4096)
     """CEL over `phases.<name>` of the phases in dependsOn; false skips this phase (reason WhenNotMet)."""
+    task: str | None = Field(None, pattern=TASK_PATTERN)
+    """Task for this phase's trials (e.g. a teacher and a student model); default: template.task."""
+    dataset: DatasetSpec | None = None
+    """Data for this phase's trials; default: template.dataset."""
     sweep: Sweep | None = None
     """How the phase fans out; none = a single trial."""
     hyperparameters: dict[str, Any] = Field(default_factory=dict)

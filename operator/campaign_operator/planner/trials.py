@@ -55,10 +55,10 @@ def build_trial(
         spec=TrialSpec(
             campaign=campaign.metadata.name,
             phase=phase.name,
-            task=template.task,
+            task=phase.task or template.task,
             parameters=merged_parameters(campaign, phase, promoted, point.params),
             sweep_point=point.params,
-            dataset=template.dataset,
+            dataset=phase.dataset or template.dataset,
             epochs=phase.epochs or template.epochs,
             batch_size=template.batch_size,
             resources=phase.resources or template.resources,

@@ -362,3 +362,34 @@ def test_creates_first_then_launches_in_one_plan():
     kinds = [type(a).__name__ for a in p.actions if not isinstance(a, EmitEvent)]
     assert kinds == ["CreateTrial", "CreateTrial", "LaunchTrial", "LaunchTrial"]
     assert all(isinstance(a, CreateTrial | LaunchTrial | EmitEvent) for a in p.actions)
+
+
+def test_phase_task_and_dataset_override_the_template():
+    w = World(
+        campaign(
+            {
+                "template": {
+                    "task": "m.teacher:build",
+                    "dataset": {"path": "s3://bkt/t.parquet", "target": "y"},
+                },
+                "phases": [
+                    {"name": "teacher"},
+                    {
+                        "name": "student",
+                        "dependsOn": ["teacher"],
+                        "task": "m.student:build",
+                        "dataset": {"synthetic": {"samples": 64}},
+                    },
+                ],
+            }
+        )
+    )
+    w.run(lambda t: OK)
+    by_phase = {t.spec.phase: t.spec for t in w.trials.values()}
+    assert (
+        by_phase["teacher"].task == "m.teacher:build"
+        and by_phase["teacher"].dataset.path == "s3://bkt/t.parquet"
+    )
+    assert (
+        by_phase["student"].task == "m.student:build" and by_phase["student"].dataset.synthetic.samples == 64
+    )
