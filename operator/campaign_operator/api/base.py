@@ -36,6 +36,9 @@ class CelRule:
     # JSONPath-like path relative to the node the rule sits on, e.g. ".phases"; used by the
     # apiserver (fieldPath) and by embedded validation to name the offending field.
     field_path: str = ""
+    # When `rule` is over the apiserver's CEL cost budget: a cheaper, weaker check with the same
+    # message for the CRD. The operator (and embedded validation) still evaluate `rule` itself.
+    apiserver_rule: str = ""
 
 
 class ApiModel(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -107,7 +107,7 @@ class RandomSweep(ApiModel):
     """Number of draws."""
     seed: int = Field(0, ge=0)
     """Seed of the sampler, so the plan is the same every time."""
-    space: dict[str, Distribution] = Field(min_length=1)
+    space: dict[str, Distribution] = Field(min_length=1, max_length=64)
     """Parameter name -> distribution."""
 
 
@@ -229,7 +229,7 @@ class Phase(ApiModel):
     """Free text."""
     priority: int = Field(0, ge=-1_000_000, le=1_000_000)
     """Higher runs first when phases compete for the parallelism budget."""
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=32)
     """Earlier phases that must succeed before this one starts."""
     when: str | None = Field(None, max_length=4096)
     """CEL over `phases.<name>` of the phases in dependsOn; false skips this phase (reason WhenNotMet)."""
@@ -351,6 +351,9 @@ class TrainingCampaignSpec(ApiModel):
             " && self.phases.map(q, q.name).indexOf(d) < self.phases.map(q, q.name).indexOf(p.name)))",
             "phases[].dependsOn: may only name phases listed earlier in spec.phases",
             ".phases",
+            # map()+indexOf() over phases costs far beyond the apiserver's budget; existence is cheap.
+            apiserver_rule="self.phases.all(p, !has(p.dependsOn) || p.dependsOn.all(d,"
+            " self.phases.exists(q, q.name == d)))",
         ),
         CelRule(
             "self.phases.all(p, !has(p.nodePool)"
