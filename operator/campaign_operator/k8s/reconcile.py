@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from campaign_operator import metrics
 from campaign_operator.api.campaign import CampaignState, ExecutorKind, TrainingCampaign
 from campaign_operator.api.common import Condition, ConditionStatus, TrialState
-from campaign_operator.api.validation import format_validation_error
+from campaign_operator.api.validation import format_validation_error, rule_violations
 from campaign_operator.executors.base import Executor
 from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.executors.kuberay import KubeRayExecutor
@@ -67,6 +67,15 @@ class Reconciler:
         self.trainer = trainer
         self.http = http
         self.now = now
+        self._checked: dict[tuple[str | None, int | None], list[str]] = {}
+
+    def _rule_violations(self, campaign: TrainingCampaign) -> list[str]:
+        key = (campaign.metadata.uid, campaign.metadata.generation)
+        if key not in self._checked:
+            if len(self._checked) > 1024:
+                self._checked.clear()
+            self._checked[key] = rule_violations(campaign)
+        return self._checked[key]
 
     async def executor_for(self, campaign: TrainingCampaign) -> Executor:
         spec = campaign.spec.executor
@@ -93,8 +102,12 @@ class Reconciler:
             campaign = TrainingCampaign.model_validate(body)
         except ValidationError as e:
             # The CRD's schema accepted something our models do not: a spec only we can reject.
-            problems = "; ".join(format_validation_error(e))
-            await self._invalid(body, problems)
+            await self._invalid(body, "; ".join(format_validation_error(e)))
+            return Outcome(None, CampaignState.FAILED.value, 0)
+        problems = self._rule_violations(campaign)
+        if problems:
+            # CEL rules the apiserver cannot evaluate (untyped fields, cost budget), same messages.
+            await self._invalid(body, "; ".join(problems))
             return Outcome(None, CampaignState.FAILED.value, 0)
 
         book = TrialBook()
