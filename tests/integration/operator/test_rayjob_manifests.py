@@ -154,6 +154,14 @@ def test_pool_scheduling_and_kueue_labels_land_where_kuberay_reads_them(kube: Ku
 
 
 def test_every_pod_we_build_passes_the_restricted_pod_security_standard(kube: Kube, namespace: str) -> None:
+    # The Priority admission plugin resolves priorityClassName: the class must exist.
+    pc = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": "training-high"},
+        "value": 1000,
+    }
+    assert kube.call("POST", "/apis/scheduling.k8s.io/v1/priorityclasses", pc).status_code in (201, 409)
     # The apiserver's own PodSecurity admission, enforced on this namespace, judges the pods.
     kube.ok(
         "PATCH",
