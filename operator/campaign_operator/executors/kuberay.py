@@ -248,6 +248,15 @@ def outcome_of(rayjob: dict[str, Any], trial: Trial) -> JobOutcome | None:
     return None
 
 
+def _attempt_over(trial: Trial, attempt: int) -> bool:
+    state, current = trial.status.state, trial.status.attempt
+    if state == TrialState.RUNNING:
+        return attempt != current
+    if state in (TrialState.PENDING, TrialState.FAILED):  # may still launch attempt current + 1
+        return attempt != current + 1
+    return True
+
+
 class KubeRayExecutor:
     """I/O for RayJobs of one campaign; `observe` lists them once per reconcile."""
 
@@ -264,8 +273,8 @@ class KubeRayExecutor:
         """One list per reconcile; also deletes RayJobs of attempts that are over.
 
         Those are left behind when the operator dies between recording an outcome and deleting the
-        job. A job of the *next* attempt of a Pending trial is kept: it was submitted just before a
-        crash, and the repeated launch adopts it.
+        job. The job of the *next* attempt of a trial waiting to be (re)launched is kept: it was
+        submitted just before a crash, and the repeated launch adopts it.
         """
         jobs = await self.client.list(
             RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, f"{LABEL_CAMPAIGN}={self.campaign.metadata.name}"
@@ -276,15 +285,10 @@ class KubeRayExecutor:
             meta = job["metadata"]
             labels = meta.get("labels", {})
             trial = by_name.get(labels.get(LABEL_TRIAL, ""))
-            attempt = int(labels.get(LABEL_ATTEMPT, "0") or 0)
-            over = trial is not None and (
-                trial.status.state.is_terminal
-                or attempt < trial.status.attempt
-                or (trial.status.state == TrialState.PENDING and attempt <= trial.status.attempt)
-            )
-            if over and "deletionTimestamp" not in meta:
-                await self.client.delete(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, meta["name"])
-            elif not over:
+            if trial is not None and _attempt_over(trial, int(labels.get(LABEL_ATTEMPT, "0") or 0)):
+                if "deletionTimestamp" not in meta:
+                    await self.client.delete(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, meta["name"])
+            else:
                 self._jobs[meta["name"]] = job
 
     async def submit(self, trial: Trial, attempt: int) -> ExecutorRef:

@@ -43,7 +43,13 @@ class Kube:
         self, method: str, path: str, body: Any = None, content_type: str | None = None
     ) -> requests.Response:
         headers = {"Content-Type": content_type} if content_type else {}
-        return self.session.request(method, self.cp.server + path, json=body, headers=headers, timeout=60)
+        for _ in range(50):
+            r = self.session.request(method, self.cp.server + path, json=body, headers=headers, timeout=60)
+            # A CRD's storage answers 429 "storage is (re)initializing" for a moment after it is created.
+            if r.status_code != 429:
+                return r
+            time.sleep(0.2)
+        return r
 
     def ok(self, method: str, path: str, body: Any = None, content_type: str | None = None) -> Any:
         r = self.call(method, path, body, content_type)
@@ -289,15 +295,15 @@ class FakeKubeRay:
 
     def _step(self) -> None:
         for job in self.kube.rayjobs(self.ns):
-            name = job["metadata"]["name"]
+            name, uid = job["metadata"]["name"], job["metadata"]["uid"]
             if job["metadata"].get("deletionTimestamp"):
                 continue
             deployment = (job.get("status") or {}).get("jobDeploymentStatus")
-            if name not in self.seen:
-                self.seen[name] = time.monotonic()
+            if uid not in self.seen:
+                self.seen[uid] = time.monotonic()
                 self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Initializing", name))
                 self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Running", name))
-            elif deployment == "Running" and time.monotonic() - self.seen[name] > self.run_seconds:
+            elif deployment == "Running" and time.monotonic() - self.seen[uid] > self.run_seconds:
                 self.kube.patch_rayjob_status(self.ns, name, kuberay_status(self.verdict(job), name))
 
     def close(self) -> None:
