@@ -135,7 +135,8 @@ def test_invalid_corpus(kube: Kube, namespace: str, path: Path, operator_factory
     doc = docs[0]
     doc.setdefault("metadata", {})["namespace"] = namespace
     plural = PLURALS.get(doc.get("kind", ""), "trainingcampaigns")
-    r = kube.call("POST", kube.path(namespace, plural), doc)
+    # Strict field validation, as kubectl applies by default: unknown fields are errors, not pruned.
+    r = kube.call("POST", kube.path(namespace, plural) + "?fieldValidation=Strict", doc)
     if r.status_code >= 400:
         message = r.json().get("message", r.text)
         assert expected in message, f"{path.name}: apiserver said {message!r}"
