@@ -6,7 +6,7 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: setup uv test unit lint typecheck crds crds-check demo plan-demo clean cluster-binaries
+.PHONY: tools setup uv test unit lint typecheck crds crds-check demo plan-demo clean cluster-binaries
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -32,10 +32,16 @@ typecheck: setup
 cluster-binaries:
 	./hack/build-control-plane.sh
 
+# The chart ships the same generated CRDs (Helm installs crds/ before templates).
 crds: setup
 	$(PY) -m campaign_operator.api.crdgen crds/
+	cp crds/*.yaml charts/campaign-operator/crds/
 
-test: setup cluster-binaries lint typecheck
+# helm (from Go modules) and promtool (Debian) for the chart and alert-rule tests.
+tools:
+	./hack/install-tools.sh
+
+test: setup cluster-binaries tools lint typecheck
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 unit: setup

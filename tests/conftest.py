@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig.controlplane import ControlPlane
+from rig.controlplane import ControlPlane
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"

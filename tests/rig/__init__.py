@@ -1,5 +1,5 @@
 """Test rig: real local servers (Kubernetes control plane, ...) that the test suite runs against."""
 
-from .controlplane import Binaries, ControlPlane, ControlPlaneError, KubectlError, find_binaries
+from rig.controlplane import Binaries, ControlPlane, ControlPlaneError, KubectlError, find_binaries
 
 __all__ = ["Binaries", "ControlPlane", "ControlPlaneError", "KubectlError", "find_binaries"]

@@ -36,9 +36,25 @@ class CelRule:
     # JSONPath-like path relative to the node the rule sits on, e.g. ".phases"; used by the
     # apiserver (fieldPath) and by embedded validation to name the offending field.
     field_path: str = ""
-    # When `rule` is over the apiserver's CEL cost budget: a cheaper, weaker check with the same
-    # message for the CRD. The operator (and embedded validation) still evaluate `rule` itself.
-    apiserver_rule: str = ""
+    # The same rule for cel-python where the Kubernetes form uses something it lacks (two-variable
+    # comprehensions). The CRD-vs-embedded agreement test covers every rule that sets this.
+    embedded: str | None = None
+
+    @property
+    def embedded_rule(self) -> str:
+        return self.embedded or self.rule
+
+
+@dataclass(frozen=True)
+class ExactlyOne:
+    """Exactly one of these fields must be set.
+
+    Emitted as OpenAPI `oneOf`/`required` rather than CEL: Kubernetes CEL cannot see untyped
+    (preserve-unknown) fields such as sweep values, so `has(self.grid)` would not compile.
+    """
+
+    fields: tuple[str, ...]
+    message: str
 
 
 class ApiModel(BaseModel):
@@ -53,6 +69,7 @@ class ApiModel(BaseModel):
     )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = ()
+    exactly_one: ClassVar[ExactlyOne | None] = None
 
     def to_wire(self) -> dict[str, object]:
         """The manifest form: camelCase keys, unset optionals omitted."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .base import DNS_LABEL, USER_REASON, ApiModel, CelRule
+from .base import DNS_LABEL, USER_REASON, ApiModel, CelRule, ExactlyOne
 from .common import (
     TASK_PATTERN,
     CheckpointPolicy,
@@ -24,6 +24,10 @@ from .common import (
 from .meta import ObjectMeta
 
 DEFAULT_MAX_TRIALS = 10_000
+
+# The values of one sweep dimension. Bounded so the apiserver can cost the CRD's CEL rules.
+Values = Annotated[list[Any], Field(min_length=1, max_length=10_000)]
+PhaseName = Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
 
 
 class TrialTemplate(ApiModel):
@@ -56,12 +60,11 @@ class TrialTemplate(ApiModel):
 class Distribution(ApiModel):
     """One dimension of a random search space: exactly one of the four forms."""
 
+    exactly_one = ExactlyOne(
+        ("uniform", "logUniform", "intUniform", "choice"),
+        "set exactly one of uniform, logUniform, intUniform or choice",
+    )
     cel_rules = (
-        CelRule(
-            "(has(self.uniform) ? 1 : 0) + (has(self.logUniform) ? 1 : 0) + (has(self.intUniform) ? 1 : 0)"
-            " + (has(self.choice) ? 1 : 0) == 1",
-            "set exactly one of uniform, logUniform, intUniform or choice",
-        ),
         CelRule(
             "!has(self.uniform) || self.uniform[0] < self.uniform[1]",
             "uniform: [low, high] needs low < high",
@@ -85,7 +88,7 @@ class Distribution(ApiModel):
     """[low, high): log-uniform real, e.g. learning rates."""
     int_uniform: list[int] | None = Field(None, min_length=2, max_length=2)
     """[low, high]: uniform integer, both ends included."""
-    choice: list[Any] | None = Field(None, min_length=1)
+    choice: list[Any] | None = Field(None, min_length=1, max_length=10_000)
     """One of these values, uniformly."""
 
 
@@ -114,38 +117,25 @@ class RandomSweep(ApiModel):
 class MatrixSweep(ApiModel):
     """A cartesian product of data dimensions (e.g. symbols x windows), with exclusions."""
 
-    axes: dict[str, list[Any]] = Field(min_length=1)
+    axes: dict[str, Values] = Field(min_length=1, max_length=16)
     """Axis name -> values (scalars or objects, e.g. {name: LICI, listed: '2022-05-17'})."""
-    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    exclude: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
     """Combinations to leave out; an entry matches when all its keys equal the combination's."""
-    include: list[dict[str, Any]] = Field(default_factory=list)
+    include: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
     """Extra combinations added after the product."""
 
 
 class Sweep(ApiModel):
     """How a phase fans out into trials: exactly one kind."""
 
-    cel_rules = (
-        CelRule(
-            "(has(self.trials) ? 1 : 0) + (has(self.grid) ? 1 : 0) + (has(self.matrix) ? 1 : 0)"
-            " + (has(self.seeds) ? 1 : 0) + (has(self.random) ? 1 : 0) == 1",
-            "set exactly one sweep kind: trials, grid, matrix, seeds or random",
-        ),
-        CelRule(
-            "!has(self.grid) || self.grid.all(k, size(self.grid[k]) > 0)",
-            "grid: every parameter needs at least one value",
-            ".grid",
-        ),
-        CelRule(
-            "!has(self.matrix) || self.matrix.axes.all(k, size(self.matrix.axes[k]) > 0)",
-            "matrix.axes: every axis needs at least one value",
-            ".matrix.axes",
-        ),
+    exactly_one = ExactlyOne(
+        ("trials", "grid", "matrix", "seeds", "random"),
+        "set exactly one sweep kind: trials, grid, matrix, seeds or random",
     )
 
-    trials: list[dict[str, Any]] | None = Field(None, min_length=1)
+    trials: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=10_000)
     """Explicit parameter sets, one trial each."""
-    grid: dict[str, list[Any]] | None = Field(None, min_length=1)
+    grid: dict[str, Values] | None = Field(None, min_length=1, max_length=64)
     """Hyperparameter grid: every combination of the listed values."""
     matrix: MatrixSweep | None = None
     """Cartesian product of data axes with include/exclude."""
@@ -158,7 +148,7 @@ class Sweep(ApiModel):
 class Promotion(ApiModel):
     """Take the best trial of an earlier phase and use its parameters here."""
 
-    phase: str = Field(pattern=DNS_LABEL)
+    phase: PhaseName
     """The earlier phase (must also be listed in dependsOn)."""
     metric: str | None = None
     """Ranking metric; default: that phase's objective."""
@@ -229,7 +219,7 @@ class Phase(ApiModel):
     """Free text."""
     priority: int = Field(0, ge=-1_000_000, le=1_000_000)
     """Higher runs first when phases compete for the parallelism budget."""
-    depends_on: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=32)
+    depends_on: list[PhaseName] = Field(default_factory=list, max_length=16)
     """Earlier phases that must succeed before this one starts."""
     when: str | None = Field(None, max_length=4096)
     """CEL over `phases.<name>` of the phases in dependsOn; false skips this phase (reason WhenNotMet)."""
@@ -247,7 +237,7 @@ class Phase(ApiModel):
     """Epochs per trial in this phase; default: template.epochs."""
     resources: Resources | None = None
     """Resources per trial in this phase; default: template.resources."""
-    node_pool: str | None = None
+    node_pool: str | None = Field(None, pattern=DNS_LABEL, max_length=40)
     """Node pool (spec.nodePools[].name) this phase's trials run on."""
     priority_class_name: str | None = None
     """Kubernetes PriorityClass of this phase's Ray pods."""
@@ -346,14 +336,14 @@ class TrainingCampaignSpec(ApiModel):
             ".phases",
         ),
         CelRule(
-            "self.phases.all(p, !has(p.dependsOn) || p.dependsOn.all(d,"
-            " self.phases.map(q, q.name).indexOf(d) >= 0"
-            " && self.phases.map(q, q.name).indexOf(d) < self.phases.map(q, q.name).indexOf(p.name)))",
+            # Index-based so the apiserver can cost it (a name lookup per dependency is too dear).
+            "self.phases.all(i, p, !has(p.dependsOn)"
+            " || p.dependsOn.all(d, self.phases.exists(j, q, j < i && q.name == d)))",
             "phases[].dependsOn: may only name phases listed earlier in spec.phases",
             ".phases",
-            # map()+indexOf() over phases costs far beyond the apiserver's budget; existence is cheap.
-            apiserver_rule="self.phases.all(p, !has(p.dependsOn) || p.dependsOn.all(d,"
-            " self.phases.exists(q, q.name == d)))",
+            embedded="self.phases.all(p, !has(p.dependsOn) || p.dependsOn.all(d,"
+            " self.phases.map(q, q.name).indexOf(d) >= 0"
+            " && self.phases.map(q, q.name).indexOf(d) < self.phases.map(q, q.name).indexOf(p.name)))",
         ),
         CelRule(
             "self.phases.all(p, !has(p.nodePool)"
@@ -370,9 +360,9 @@ class TrainingCampaignSpec(ApiModel):
 
     template: TrialTemplate
     """What a trial runs."""
-    phases: list[Phase] = Field(min_length=1, max_length=64)
+    phases: list[Phase] = Field(min_length=1, max_length=32)
     """The phases, in order; dependsOn may only point backwards."""
-    node_pools: list[NodePool] = Field(default_factory=list, max_length=32)
+    node_pools: list[NodePool] = Field(default_factory=list, max_length=16)
     """GPU node pools phases can pick."""
     objective: Objective = Field(default_factory=Objective)
     """Default ranking metric of every phase."""
@@ -495,7 +485,6 @@ class TrainingCampaign(ApiModel):
         CelRule(
             "size(self.metadata.name) <= 63",
             "metadata.name: at most 63 characters (it becomes the `campaign` label of trials)",
-            ".metadata.name",
         ),
     )
 

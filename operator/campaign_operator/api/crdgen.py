@@ -9,14 +9,13 @@ model's CelRules attached as x-kubernetes-validations.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .base import GROUP, VERSION, ApiModel, CelRule
+from .base import GROUP, VERSION, ApiModel
 from .campaign import TrainingCampaign, TrainingCampaignSpec, TrainingCampaignStatus
 from .trial import TrialSpec, TrialStatus
 
@@ -37,55 +36,11 @@ def _model_classes() -> dict[str, type[ApiModel]]:
     return found
 
 
-def _rule(r: CelRule) -> dict[str, str]:
-    rule = r.apiserver_rule or r.rule
-    return {"rule": rule, "message": r.message, **({"fieldPath": r.field_path} if r.field_path else {})}
-
-
 def _rules(model: type[ApiModel]) -> list[dict[str, str]]:
-    return [_rule(r) for r in model.cel_rules]
-
-
-_SELF_PATH = re.compile(r"\bself((?:\.\w+)+)")
-
-
-def cel_typed(schema: Schema) -> bool:
-    """Whether the apiserver can give this schema a CEL type (its SchemaDeclType is not nil).
-
-    Values of any JSON type (`Any`: preserve-unknown-fields without a type) have none, and neither
-    has a list or map of them; a rule that names such a field does not compile.
-    """
-    if schema.get("x-kubernetes-int-or-string"):
-        return True
-    t = schema.get("type")
-    if t == "array":
-        return cel_typed(schema.get("items", {}))
-    if t == "object":
-        extra = schema.get("additionalProperties")
-        return cel_typed(extra) if isinstance(extra, dict) and "properties" not in schema else True
-    return t is not None
-
-
-def apiserver_rules(model: type[ApiModel], schema: Schema) -> list[CelRule]:
-    """The model's rules that the apiserver can compile on `schema`. The operator evaluates every
-    rule (api.validation.rule_violations), so what the CRD cannot carry is still enforced."""
     return [
-        r
+        {"rule": r.rule, "message": r.message, **({"fieldPath": r.field_path} if r.field_path else {})}
         for r in model.cel_rules
-        if all(_path_typed(schema, p) for p in _SELF_PATH.findall(r.apiserver_rule or r.rule))
     ]
-
-
-def _path_typed(schema: Schema, path: str) -> bool:
-    node = schema
-    for name in path.strip(".").split("."):
-        props = node.get("properties", {})
-        if name not in props:
-            return True  # a function or macro (self.all(...)), not a field
-        node = props[name]
-        if not cel_typed(node):
-            return False
-    return True
 
 
 class _Converter:
@@ -101,9 +56,10 @@ class _Converter:
             # Field-level keys (description, default) win over the referenced definition's.
             merged = {**target, **{k: v for k, v in node.items() if k not in ("title",)}}
             model = self.models.get(name)
-            rules = apiserver_rules(model, merged) if model is not None else []
-            if rules:
-                merged["x-kubernetes-validations"] = [_rule(r) for r in rules]
+            if model is not None and model.cel_rules:
+                merged["x-kubernetes-validations"] = _rules(model)
+            if model is not None and model.exactly_one is not None:
+                merged["oneOf"] = [{"required": [f]} for f in model.exactly_one.fields]
             return merged
         if "anyOf" in node:
             options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
@@ -188,11 +144,7 @@ def _crd(
         },
     }
     if root_rules:
-        # fieldPath may only name fields the schema declares; metadata's are the apiserver's own.
-        root["x-kubernetes-validations"] = [
-            {k: v for k, v in r.items() if not (k == "fieldPath" and v.startswith(".metadata"))}
-            for r in root_rules
-        ]
+        root["x-kubernetes-validations"] = root_rules
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -70,6 +70,11 @@ def rule_violations(model: BaseModel, path: str = "") -> list[str]:
     """Evaluates every CelRule in the model tree; transition rules (oldSelf) need a cluster."""
     problems: list[str] = []
     for node, node_path in _walk(model, path):
+        one = type(node).exactly_one
+        if one is not None:
+            present = node.to_wire()
+            if sum(f in present for f in one.fields) != 1:
+                problems.append(f"{node_path}: {one.message}" if node_path else one.message)
         rules: tuple[CelRule, ...] = type(node).cel_rules
         if not rules:
             continue
@@ -78,7 +83,7 @@ def rule_violations(model: BaseModel, path: str = "") -> list[str]:
             if "oldSelf" in rule.rule:
                 continue
             try:
-                ok = _compiled(rule.rule).evaluate({"self": wire})
+                ok = _compiled(rule.embedded_rule).evaluate({"self": wire})
             except CELEvalError as e:  # a rule that cannot evaluate is a defect of ours
                 raise RuntimeError(f"CEL rule {rule.rule!r} failed at {node_path}: {e}") from e
             if not bool(ok):

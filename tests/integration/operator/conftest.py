@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig.controlplane import ControlPlane, free_port
+from rig.controlplane import ControlPlane, free_port
 
 from .opkit import Kube, OperatorProcess
 

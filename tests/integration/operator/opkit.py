@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.rig.controlplane import ControlPlane
+from rig.controlplane import ControlPlane
 
 GROUP_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/{ns}/{plural}"
 RAY_PATH = "/apis/ray.io/v1/namespaces/{ns}/rayjobs"
