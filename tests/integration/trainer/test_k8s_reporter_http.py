@@ -1,0 +1,186 @@
+"""The Kubernetes reporter against its contract, over real HTTP: a local server records every request
+(method, path, headers, JSON body) and answers from a script. The real-apiserver test follows once the
+control-plane rig lands."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from campaign_trainer.harness import run_trial
+from campaign_trainer.outcome import Outcome
+from campaign_trainer.reporters import ClusterConnection, KubernetesReporter, outcome_patch
+
+from .conftest import trial
+
+pytestmark = pytest.mark.integration
+
+STATUS_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/team-a/trials/t-1/status"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeApiserverState:
+    requests: list[Recorded] = field(default_factory=list)
+    script: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)  # consumed in order
+    current: dict[str, Any] = field(default_factory=dict)  # what GET returns once the script is empty
+
+
+class Handler(BaseHTTPRequestHandler):
+    state: FakeApiserverState
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        self.state.requests.append(
+            Recorded(self.command, self.path, dict(self.headers.items()), json.loads(raw) if raw else None)
+        )
+        code, headers, body = self.state.script.pop(0) if self.state.script else (200, {}, self.state.current)
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        for k, v in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PATCH = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def apiserver() -> Iterator[tuple[str, FakeApiserverState]]:
+    state = FakeApiserverState()
+    handler = type("H", (Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", state
+    server.shutdown()
+    server.server_close()
+
+
+def reporter_via_kubeconfig(server: str, tmp_path: Path, **kw: Any) -> KubernetesReporter:
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "rig",
+        "contexts": [{"name": "rig", "context": {"cluster": "rig", "user": "trainer"}}],
+        "clusters": [{"name": "rig", "cluster": {"server": server}}],
+        "users": [{"name": "trainer", "user": {"token": "tok-123"}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return KubernetesReporter("t-1", "team-a", ClusterConnection.from_kubeconfig(str(path)), **kw)
+
+
+def test_epoch_patch_continues_existing_history(
+    apiserver: tuple[str, FakeApiserverState], tmp_path: Path
+) -> None:
+    url, state = apiserver
+    state.current = {
+        "status": {
+            "state": "Running",
+            "startTime": "2026-01-01T00:00:00Z",
+            # a resumed trial: epochs 1-2 reported by the previous attempt, 3 lost with the pod
+            "history": [{"epoch": e, "metrics": {"loss": 1.0 / e}} for e in (1, 2, 3)],
+        }
+    }
+    rep = reporter_via_kubeconfig(url, tmp_path)
+    rep.report_epoch(3, {"loss": 0.3, "val_loss": float("nan")})
+    rep.report_epoch(4, {"loss": 0.25})
+    get, patch3, patch4 = state.requests
+    assert (get.method, get.path) == ("GET", STATUS_PATH)
+    assert (patch3.method, patch3.path) == ("PATCH", STATUS_PATH)
+    assert patch3.headers["Content-Type"] == "application/merge-patch+json"
+    assert patch3.headers["Authorization"] == "Bearer tok-123"
+    assert patch3.body == {
+        "status": {
+            "state": "Running",
+            "epoch": 3,
+            "metrics": {"loss": 0.3},
+            "history": [
+                {"epoch": 1, "metrics": {"loss": 1.0}},
+                {"epoch": 2, "metrics": {"loss": 0.5}},
+                {"epoch": 3, "metrics": {"loss": 0.3}},
+            ],
+        }
+    }
+    assert [h["epoch"] for h in patch4.body["status"]["history"]] == [1, 2, 3, 4]
+    assert "startTime" not in patch4.body["status"]
+
+
+def test_first_report_sets_start_time(apiserver: tuple[str, FakeApiserverState], tmp_path: Path) -> None:
+    url, state = apiserver
+    state.current = {"status": {"state": "Pending"}}
+    rep = reporter_via_kubeconfig(url, tmp_path)
+    rep.report_epoch(1, {"loss": 1.0})
+    rep.report_epoch(2, {"loss": 0.5})
+    first, second = state.requests[1].body["status"], state.requests[2].body["status"]
+    assert first["startTime"].endswith("Z") and "startTime" not in second
+
+
+def test_retries_409_429_5xx_then_succeeds(apiserver: tuple[str, FakeApiserverState], tmp_path: Path) -> None:
+    url, state = apiserver
+    state.script = [
+        (409, {}, {"kind": "Status", "reason": "Conflict"}),
+        (429, {"Retry-After": "0"}, {"kind": "Status", "reason": "TooManyRequests"}),
+        (503, {}, {}),
+        (200, {}, {}),
+    ]
+    rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01)
+    rep._seeded = True  # skip the history GET: this test is about the PATCH retries
+    o = Outcome(trial="t-1", state="Succeeded", reason="Completed", epoch=2, metrics={"loss": 0.1})
+    t0 = time.monotonic()
+    rep.report_outcome(o)
+    assert time.monotonic() - t0 < 5
+    assert [r.method for r in state.requests] == ["PATCH"] * 4
+    assert all(r.body == outcome_patch(o) for r in state.requests)
+
+
+def test_gives_up_quietly_on_non_retryable_and_unreachable(
+    apiserver: tuple[str, FakeApiserverState], tmp_path: Path
+) -> None:
+    url, state = apiserver
+    state.script = [(422, {}, {"kind": "Status", "reason": "Invalid"})]
+    rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01)
+    rep._seeded = True
+    rep.report_epoch(1, {"loss": 1.0})  # must not raise into training
+    assert len(state.requests) == 1
+    dead = reporter_via_kubeconfig("http://127.0.0.1:9", tmp_path, backoff_base_s=0.01, attempts=2)
+    dead.report_epoch(1, {"loss": 1.0})
+
+
+def test_run_trial_patches_every_epoch_then_the_outcome(
+    apiserver: tuple[str, FakeApiserverState], tmp_path: Path
+) -> None:
+    url, state = apiserver
+    state.current = {"status": {"state": "Pending"}}
+    rep = reporter_via_kubeconfig(url, tmp_path)
+    doc = trial("t-1", "regression", epochs=2, batchSize=128, dataset={"synthetic": {"samples": 512}})
+    doc["metadata"]["namespace"] = "team-a"
+    out = run_trial(doc, rep)
+    methods = [(r.method, (r.body or {}).get("status", {}).get("state")) for r in state.requests]
+    assert methods == [("GET", None), ("PATCH", "Running"), ("PATCH", "Running"), ("PATCH", "Succeeded")]
+    final = state.requests[-1].body["status"]
+    assert final == outcome_patch(out)["status"]
+    assert final["epoch"] == 2 and [h["epoch"] for h in final["history"]] == [1, 2]
+    assert final["best"]["epoch"] in (1, 2) and final["completionTime"].endswith("Z")

@@ -1,0 +1,168 @@
+"""Reporters' wire formats: JSON lines and the Trial status merge-patch bodies."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, error_message
+from campaign_trainer.reporters import (
+    ClusterConnection,
+    JsonlReporter,
+    KubernetesReporter,
+    StdoutReporter,
+    backoff_delays,
+    epoch_patch,
+    make_reporter,
+    outcome_patch,
+)
+
+pytestmark = pytest.mark.unit
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def outcome(**kw: object) -> Outcome:
+    base: dict[str, object] = {
+        "trial": "t-1",
+        "state": "Stopped",
+        "reason": "VarianceCollapse",
+        "message": "collapsed",
+        "epoch": 3,
+        "metrics": {"variance_ratio": 0.01, "val_loss": math.nan},
+        "best": {"epoch": 1, "metrics": {"val_loss": 1.0, "r2": math.inf}},
+        "history": [{"epoch": e, "metrics": {"loss": 1.0 / e}} for e in (1, 2, 3)],
+        "checkpoint": "s3://b/p/t-1/epoch-000003.ckpt",
+        "attempt": 2,
+        "start_time": "2026-01-01T00:00:00Z",
+        "completion_time": "2026-01-01T00:01:00Z",
+    }
+    base.update(kw)
+    return Outcome(**base)  # type: ignore[arg-type]
+
+
+def test_jsonl_lines(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "progress.jsonl"
+    r = JsonlReporter(str(path), "t-1")
+    r.report_epoch(1, {"loss": 0.5, "val_loss": math.nan, "lr": 1e-3})
+    r.report_epoch(2, {"loss": 0.25, "val_loss": 0.3, "lr": 1e-3})
+    r.report_outcome(outcome(resumed_from_epoch=1))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["epoch", "epoch", "outcome"]
+    assert all(line["trial"] == "t-1" and RFC3339.match(line["time"]) for line in lines)
+    assert lines[0]["epoch"] == 1
+    assert lines[0]["metrics"] == {"loss": 0.5, "val_loss": None, "lr": 1e-3}  # NaN is null, key kept
+    status = lines[2]["status"]
+    assert lines[2]["resumedFromEpoch"] == 1
+    assert status["state"] == "Stopped" and status["reason"] == "VarianceCollapse"
+    assert status["metrics"] == {"variance_ratio": 0.01}  # status holds finite numbers only
+    assert status["best"] == {"epoch": 1, "metrics": {"val_loss": 1.0}}
+    assert status["startTime"] == "2026-01-01T00:00:00Z" and status["attempt"] == 2
+
+
+def test_stdout_reporter_writes_the_same_lines() -> None:
+    buf = io.StringIO()
+    r = StdoutReporter("t-1", buf)
+    r.report_epoch(4, {"loss": 1.0})
+    line = json.loads(buf.getvalue())
+    assert (line["type"], line["epoch"], line["metrics"]) == ("epoch", 4, {"loss": 1.0})
+    assert pickle.loads(pickle.dumps(r)).trial == "t-1"
+
+
+def test_epoch_patch_is_bounded_and_json_safe() -> None:
+    history = [{"epoch": e, "metrics": {"loss": float(e), "bad": math.nan}} for e in range(1, 151)]
+    patch = epoch_patch(150, {"loss": 150.0, "bad": math.inf}, history, start_time="2026-01-01T00:00:00Z")
+    status = patch["status"]
+    assert set(patch) == {"status"}
+    assert status["state"] == "Running" and status["epoch"] == 150
+    assert status["metrics"] == {"loss": 150.0}
+    epochs = [h["epoch"] for h in status["history"]]
+    assert len(epochs) == HISTORY_LIMIT and epochs == sorted(set(epochs))
+    assert status["history"][0] == {"epoch": 1, "metrics": {"loss": 1.0}}  # first and last always kept
+    assert epochs[-50:] == list(range(101, 151))  # the recent half is dense
+    assert status["startTime"] == "2026-01-01T00:00:00Z"
+    assert "startTime" not in epoch_patch(1, {}, [])["status"]
+    json.dumps(patch, allow_nan=False)  # the apiserver gets strict JSON
+
+
+def test_outcome_patch_exact_body() -> None:
+    o = outcome(history=[{"epoch": 1, "metrics": {"loss": 2.0}}], best=None, checkpoint=None)
+    assert outcome_patch(o) == {
+        "status": {
+            "state": "Stopped",
+            "reason": "VarianceCollapse",
+            "message": "collapsed",
+            "attempt": 2,
+            "epoch": 3,
+            "metrics": {"variance_ratio": 0.01},
+            "history": [{"epoch": 1, "metrics": {"loss": 2.0}}],
+            "startTime": "2026-01-01T00:00:00Z",
+            "completionTime": "2026-01-01T00:01:00Z",
+        }
+    }
+
+
+def test_outcome_of_a_crash_before_any_epoch_keeps_earlier_history() -> None:
+    o = Outcome(trial="t-1", state="Failed", reason="TaskError", message="OSError: disk", attempt=3)
+    # no epoch/metrics/history keys: a merge patch leaves the previous attempt's values in place
+    assert outcome_patch(o) == {
+        "status": {"state": "Failed", "reason": "TaskError", "message": "OSError: disk", "attempt": 3}
+    }
+
+
+def test_error_message_preview() -> None:
+    msg = error_message(ValueError("x" * 1000 + "\n tail"), limit=50)
+    assert msg.startswith("ValueError: ") and msg.endswith("...") and len(msg) == len("ValueError: ") + 50
+    assert error_message(KeyError()) == "KeyError"
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    d = backoff_delays(6, base=0.5, cap=4.0, jitter=0.0)
+    assert d == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert backoff_delays(1) == []
+
+
+def test_kubeconfig_token_and_inline_ca(tmp_path: Path) -> None:
+    import base64
+
+    kubeconfig = {
+        "apiVersion": "v1",
+        "current-context": "rig",
+        "contexts": [{"name": "rig", "context": {"cluster": "c", "user": "u"}}],
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": "https://127.0.0.1:6443/",
+                    "certificate-authority-data": base64.b64encode(b"CA PEM").decode(),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": "s3cret"}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    conn = ClusterConnection.from_kubeconfig(str(path))
+    assert conn.server == "https://127.0.0.1:6443"
+    assert conn.headers() == {"Authorization": "Bearer s3cret"}
+    assert conn.ca_file is not None and Path(conn.ca_file).read_bytes() == b"CA PEM"
+    rep = KubernetesReporter("t-1", "ns", conn)
+    assert rep.status_url == (
+        "https://127.0.0.1:6443/apis/training.campaign-operator.io/v1alpha1/namespaces/ns/trials/t-1/status"
+    )
+    clone = pickle.loads(pickle.dumps(rep))  # travels to Ray workers
+    assert clone.status_url == rep.status_url
+
+
+def test_make_reporter(tmp_path: Path) -> None:
+    assert isinstance(make_reporter(f"jsonl:{tmp_path}/x.jsonl", "t"), JsonlReporter)
+    assert isinstance(make_reporter("stdout", "t"), StdoutReporter)
+    with pytest.raises(ValueError, match="unknown reporter"):
+        make_reporter("carrier-pigeon", "t")

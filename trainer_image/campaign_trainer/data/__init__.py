@@ -1,0 +1,1 @@
+"""Datasets: synthetic generators (default) and CSV/Parquet loaders (local path or s3://)."""

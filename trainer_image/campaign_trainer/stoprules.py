@@ -1,0 +1,60 @@
+"""Per-epoch stop-rule evaluation: delegates to the planner's pure ``evaluate`` (one semantics for the
+trainer, which stops a trial, and the operator, which double-checks reported history).
+
+Semantics (campaign_operator.planner.stoprules): a comparison rule fires once its condition held for
+``patience`` consecutive epochs with ``epoch > afterEpoch``; a missing/NaN value breaks the streak.
+Stop -> Stopped, Fail -> Failed. Early stopping: ``patience`` epochs without an improvement larger
+than ``minDelta`` -> Succeeded/EarlyStopped. Rules outrank early stopping at the same epoch.
+This wrapper accepts rules as API models or as wire-form mappings, history as ``(epoch, metrics)``
+pairs or ``{"epoch", "metrics"}`` mappings, and returns plain strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from campaign_operator.api.common import EarlyStopping, StopRule
+from campaign_operator.planner import stoprules as planner_stoprules
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    state: str  # "Stopped" | "Failed" | "Succeeded"
+    reason: str
+    message: str
+
+
+def as_rule(rule: StopRule | Mapping[str, Any]) -> StopRule:
+    return rule if isinstance(rule, StopRule) else StopRule.model_validate(rule)
+
+
+def as_early_stopping(early: EarlyStopping | Mapping[str, Any] | None) -> EarlyStopping | None:
+    if early is None or isinstance(early, EarlyStopping):
+        return early
+    return EarlyStopping.model_validate(early)
+
+
+def _pair(item: Any) -> tuple[int, Mapping[str, float]]:
+    if isinstance(item, Mapping):
+        return int(item["epoch"]), item.get("metrics") or {}
+    return int(item[0]), item[1]
+
+
+def evaluate(
+    rules: Sequence[StopRule | Mapping[str, Any]] | None,
+    early_stopping: EarlyStopping | Mapping[str, Any] | None,
+    history: Sequence[Any],
+) -> StopDecision | None:
+    """Decide whether the trial ends after the newest epoch in ``history``."""
+    if not history:
+        return None
+    decision = planner_stoprules.evaluate(
+        [as_rule(r) for r in rules or ()],
+        as_early_stopping(early_stopping),
+        [_pair(h) for h in history],
+    )
+    if decision is None:
+        return None
+    return StopDecision(str(decision.state.value), decision.reason, decision.message)
