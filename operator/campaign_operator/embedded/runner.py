@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from campaign_operator.api.campaign import CampaignState, TrainingCampaign, TrainingCampaignStatus
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
-from campaign_operator.executors.base import Completion, Executor
+from campaign_operator.executors.base import BatchExecutor, Completion
 from campaign_operator.planner import CreateTrial, EmitEvent, FinishTrial, LaunchTrial, plan
 
 from . import progress
@@ -74,7 +74,7 @@ class RunResult:
 class Runner:
     campaign: TrainingCampaign
     store: Store
-    executor: Executor
+    executor: BatchExecutor
     display: Display
     max_parallel: int | None = None
     """This machine's cap on concurrent trials (on top of the manifest's own)."""

@@ -1,5 +1,6 @@
-"""Executors run trial attempts somewhere (KubeRay, a Ray cluster's Jobs API, a local Ray)."""
+"""Executors run trial attempts somewhere (a RayJob, an existing Ray cluster, local Ray) and report
+how they ended. They do I/O only; every decision stays in the planner."""
 
-from .base import Completion, Executor
+from .base import BatchExecutor, Completion, Executor, JobOutcome
 
-__all__ = ["Completion", "Executor"]
+__all__ = ["BatchExecutor", "Completion", "Executor", "JobOutcome"]

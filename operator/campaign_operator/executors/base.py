@@ -1,8 +1,13 @@
-"""The one interface every executor offers: submit / poll / stop.
+"""The interfaces executors offer: submit / poll / stop, in the two shapes the shells need.
 
 Executors make no decisions: the planner says which attempt to start or stop; an executor only
-starts it, reports when it ended and stops it on request. Progress (per-epoch metrics, the outcome)
+starts it, reports how it ended and stops it on request. Progress (per-epoch metrics, the outcome)
 travels through the trainer's reporter, not through the executor.
+
+* `Executor` (async, per trial): the operator's cluster executors (kuberay, rayjobs). The operator
+  reconciles on events and timers and asks each running trial's job how it stands.
+* `BatchExecutor` (blocking, batched): the embedded runner's local Ray executor. The runner owns
+  the trials' processes and sleeps until the next one ends, so `poll` waits for completions.
 """
 
 from __future__ import annotations
@@ -10,12 +15,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
 
 
 @dataclass(frozen=True)
+class JobOutcome:
+    """What the job system says about an attempt the trainer has not reported an outcome for.
+
+    A terminal `state` ends the trial; a non-terminal one (Running) only updates reason/message,
+    e.g. a RayJob that Kueue suspended: waiting for re-admission, not a failure.
+    """
+
+    state: TrialState
+    reason: str
+    message: str
+
+
+class Executor(Protocol):
+    async def submit(self, trial: Trial, attempt: int) -> ExecutorRef:
+        """Start `attempt` of `trial` under the deterministic job name; a repeat is a no-op."""
+        ...
+
+    async def poll(self, trial: Trial) -> JobOutcome | None:
+        """How the trial's current attempt stands; None when there is nothing to add."""
+        ...
+
+    async def stop(self, trial: Trial) -> None:
+        """Stop the trial's current attempt (and clean up what it left); idempotent."""
+        ...
+
+
+@dataclass(frozen=True)
 class Completion:
-    """An attempt the executor saw end."""
+    """An attempt a BatchExecutor saw end."""
 
     trial: str
     attempt: int
@@ -27,7 +60,7 @@ class Completion:
     """It ended because stop() was called."""
 
 
-class Executor(Protocol):
+class BatchExecutor(Protocol):
     kind: str
 
     def submit(self, trial: Trial, attempt: int, *, resume: bool = False) -> ExecutorRef:

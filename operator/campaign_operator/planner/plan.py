@@ -187,6 +187,21 @@ class _Planner:
                     trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
                 self.work.actions.append(CreateTrial(trial))
                 created += 1
+            elif trial.status.state == TrialState.PENDING and trial.status.attempt == 0 and phase.skip_when:
+                # Created, but its Skipped status never landed (the shell died between the create
+                # and the status write): decide the skip again instead of launching it.
+                try:
+                    skip = skip_reason(phase, index, trial.spec.parameters)
+                except ExpressionError as e:
+                    del self.work.actions[first_action:]
+                    return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
+                if skip is not None:
+                    self.work.actions.append(FinishTrial(trial.name, TrialState.SKIPPED, *skip, False))
+                    trial = trial.model_copy(
+                        update={
+                            "status": TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
+                        }
+                    )
             trials.append(trial)
             counts.total += 1
             state = trial.status.state

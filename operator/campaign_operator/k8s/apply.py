@@ -1,0 +1,193 @@
+"""Applying a Plan's actions, in order, idempotently.
+
+Every write is safe to repeat after a crash: Trials have deterministic names (409 AlreadyExists is
+success), jobs have deterministic names per attempt (a repeated submit adopts the job), and Trial
+status patches are JSON patches guarded by a `test` of the state the planner saw, so a decision made
+on a stale view (the trainer reported meanwhile) fails instead of overwriting, and the next
+reconcile decides again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from campaign_operator.api.campaign import TrainingCampaign
+from campaign_operator.api.common import TrialState
+from campaign_operator.api.trial import Trial
+from campaign_operator.executors.base import Executor, JobOutcome
+from campaign_operator.planner.actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
+
+from .client import Conflict, KubeClient, ObjectRef, rfc3339
+
+log = logging.getLogger(__name__)
+
+PARALLEL_WRITES = 16
+"""Independent writes of one kind (creates, launches) in flight at once: a 2,000-trial sweep is
+created at the apiserver's pace, not at one round trip per trial."""
+
+
+@dataclass
+class TrialBook:
+    """The Trials of one campaign as last seen, with the raw status keys (for guarded patches)."""
+
+    trials: dict[str, Trial] = field(default_factory=dict)
+    status_keys: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def put(self, body: dict[str, Any]) -> Trial:
+        trial = Trial.model_validate(body)
+        self.trials[trial.name] = trial
+        self.status_keys[trial.name] = frozenset((body.get("status") or {}).keys())
+        return trial
+
+
+def status_patch(
+    book: TrialBook, trial: Trial, set_: dict[str, Any], remove: Sequence[str] = (), *, attempt: bool = False
+) -> list[dict[str, Any]]:
+    """A JSON patch of trial status guarded by the state (and attempt) the planner saw."""
+    keys = book.status_keys.get(trial.name, frozenset())
+    if not keys:
+        return [{"op": "add", "path": "/status", "value": set_}]
+    ops: list[dict[str, Any]] = []
+    if "state" in keys:
+        ops.append({"op": "test", "path": "/status/state", "value": trial.status.state.value})
+    if attempt and "attempt" in keys:
+        ops.append({"op": "test", "path": "/status/attempt", "value": trial.status.attempt})
+    ops += [{"op": "add", "path": f"/status/{k}", "value": v} for k, v in set_.items()]
+    ops += [{"op": "remove", "path": f"/status/{k}"} for k in remove if k in keys and k not in set_]
+    return ops
+
+
+class Applier:
+    def __init__(
+        self,
+        client: KubeClient,
+        campaign: TrainingCampaign,
+        book: TrialBook,
+        executor: Executor,
+        now: Callable[[], datetime],
+    ):
+        self.client = client
+        self.campaign = campaign
+        self.book = book
+        self.executor = executor
+        self.now = now
+        self.namespace = campaign.metadata.namespace or "default"
+        meta = campaign.metadata
+        self.ref = ObjectRef(campaign.api_version, campaign.kind, meta.name, self.namespace, meta.uid)
+        self.conflicts = 0
+        self.submitted: list[str] = []
+
+    # -- Trial status writes --------------------------------------------------------------------
+    async def patch_status(self, trial: Trial, ops: list[dict[str, Any]]) -> Trial | None:
+        try:
+            body = await self.client.patch_trial_status(self.namespace, trial.name, ops, json_patch=True)
+        except Conflict:
+            self.conflicts += 1
+            log.info("trial %s changed under us; the next reconcile decides again", trial.name)
+            return None
+        return self.book.put(body)
+
+    async def record_outcome(self, trial: Trial, outcome: JobOutcome) -> Trial | None:
+        """The executor's view of an attempt the trainer did not report on (crash, deadline, stop)."""
+        fields: dict[str, Any] = {"reason": outcome.reason, "message": outcome.message}
+        if outcome.state.is_terminal:
+            fields |= {"state": outcome.state.value, "completionTime": rfc3339(self.now())}
+        elif trial.status.reason == outcome.reason and trial.status.message == outcome.message:
+            return trial
+        updated = await self.patch_status(trial, status_patch(self.book, trial, fields, attempt=True))
+        if updated is not None and outcome.state.is_terminal:
+            await self.executor.stop(updated)  # KubeRay: delete the finished RayJob
+        return updated
+
+    # -- actions --------------------------------------------------------------------------------
+    async def apply(self, actions: Sequence[Action]) -> None:
+        i = 0
+        while i < len(actions):
+            kind = type(actions[i])
+            j = i
+            while j < len(actions) and type(actions[j]) is kind:
+                j += 1
+            batch = actions[i:j]
+            if kind is EmitEvent:
+                for a in batch:
+                    assert isinstance(a, EmitEvent)
+                    await self.client.emit_event(self.ref, a.type, a.reason, a.message)
+            else:
+                await self._parallel([self._one(a) for a in batch])
+            i = j
+
+    @staticmethod
+    async def _parallel(jobs: list[Awaitable[None]]) -> None:
+        gate = asyncio.Semaphore(PARALLEL_WRITES)
+
+        async def run(job: Awaitable[None]) -> None:
+            async with gate:
+                await job
+
+        results = await asyncio.gather(*(run(j) for j in jobs), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+
+    def _one(self, action: Action) -> Awaitable[None]:
+        handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            CreateTrial: self.create,
+            LaunchTrial: self.launch,
+            FinishTrial: self.finish,
+        }
+        return handlers[type(action)](action)
+
+    async def create(self, action: CreateTrial) -> None:
+        trial = action.trial
+        body = trial.to_wire()
+        status = body.pop("status", None)
+        meta = body["metadata"]
+        if self.campaign.metadata.uid:
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": self.campaign.api_version,
+                    "kind": self.campaign.kind,
+                    "name": self.campaign.metadata.name,
+                    "uid": self.campaign.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
+        created = await self.client.create_trial(self.namespace, body)
+        if created is None:
+            return  # created before a crash; the next reconcile sees it as it is
+        if trial.status.state != TrialState.PENDING and status:
+            created = await self.client.patch_trial_status(self.namespace, trial.name, {"status": status})
+        self.book.put(created)
+
+    async def launch(self, action: LaunchTrial) -> None:
+        trial = self.book.trials[action.name]
+        ref = await self.executor.submit(trial, action.attempt)
+        self.submitted.append(ref.name)
+        fields = {
+            "state": TrialState.RUNNING.value,
+            "attempt": action.attempt,
+            "executorRef": ref.to_wire(),
+            "startTime": rfc3339(self.now()),
+        }
+        await self.patch_status(
+            trial,
+            status_patch(self.book, trial, fields, ("reason", "message", "completionTime", "retryAfter")),
+        )
+
+    async def finish(self, action: FinishTrial) -> None:
+        trial = self.book.trials[action.name]
+        if action.stop_executor:
+            await self.executor.stop(trial)
+        fields = {
+            "state": action.state.value,
+            "reason": action.reason,
+            "message": action.message,
+            "completionTime": rfc3339(self.now()),
+        }
+        await self.patch_status(trial, status_patch(self.book, trial, fields))

@@ -1,0 +1,323 @@
+"""The only code that talks to the Kubernetes API (kopf's own watches aside).
+
+A thin layer over kubernetes_asyncio's ApiClient: it handles configuration (kubeconfig or
+in-cluster), authentication and TLS; we send plain dicts and choose the patch content type
+ourselves. Transient failures (429, 5xx, connection errors) are retried with backoff; 409 on a
+create is reported as AlreadyExists (creation is idempotent by deterministic names), and a failed
+JSON-patch `test` (422/409) as Conflict, so callers can re-plan instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from campaign_operator.api.base import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+CAMPAIGNS = "trainingcampaigns"
+TRIALS = "trials"
+RAY_GROUP, RAY_VERSION, RAYJOBS = "ray.io", "v1", "rayjobs"
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFFS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+LIST_PAGE = 500  # pages keep the peak memory of a 10,000-trial list bounded
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, body: str = ""):
+        self.status, self.reason, self.body = status, reason, body
+        super().__init__(f"HTTP {status} {reason}: {body[:500]}")
+
+
+class NotFound(ApiError):
+    pass
+
+
+class AlreadyExists(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """A precondition failed (resourceVersion, or a JSON-patch `test`): someone else wrote first."""
+
+
+def _error(e: ApiException) -> ApiError:
+    body = e.body.decode() if isinstance(e.body, bytes) else str(e.body or "")
+    status = int(e.status or 0)
+    if status == 404:
+        return NotFound(status, str(e.reason), body)
+    if status == 409 and "AlreadyExists" in body:
+        return AlreadyExists(status, str(e.reason), body)
+    # A JSON-patch `test` that fails answers 422 ("the server rejected our request due to an error
+    # in our request"/"testing value ... failed"); a stale resourceVersion answers 409 Conflict.
+    if status == 409 or (status == 422 and "test" in body.lower()):
+        return Conflict(status, str(e.reason), body)
+    return ApiError(status, str(e.reason), body)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str | None = None
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class KubeClient:
+    """Async API client for campaigns, trials, RayJobs, events and secrets."""
+
+    def __init__(self, api: k8s.ApiClient, *, component: str = "campaign-operator"):
+        self.api = api
+        self.component = component
+        self.instance = os.environ.get("HOSTNAME", "local")
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> KubeClient:
+        """In-cluster service account when present, else the kubeconfig (KUBECONFIG, ~/.kube/config)."""
+        configuration = k8s.Configuration()
+        if (
+            kubeconfig is None
+            and os.environ.get("KUBERNETES_SERVICE_HOST")
+            and os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        ):
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        # The default pool (4) serialises the parallel creates of a large sweep.
+        configuration.connection_pool_maxsize = 32
+        return cls(k8s.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    # -- transport ------------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str | int] | None = None,
+        content_type: str = "application/json",
+        retries: int = len(BACKOFFS),
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        attempt = 0
+        while True:
+            try:
+                return await self.api.call_api(
+                    path,
+                    method,
+                    query_params=list((query or {}).items()),
+                    header_params=headers,
+                    body=body,
+                    response_types_map={200: "object", 201: "object", 202: "object"},
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _request_timeout=60,
+                )
+            except ApiException as e:
+                err = _error(e)
+                retry_after = (e.headers or {}).get("Retry-After") if e.headers else None
+                if err.status not in RETRY_STATUSES or attempt >= retries:
+                    raise err from None
+                delay = float(retry_after) if retry_after and retry_after.isdigit() else BACKOFFS[attempt]
+            except (TimeoutError, aiohttp.ClientError) as e:
+                if attempt >= retries:
+                    raise ApiError(0, type(e).__name__, str(e)) from e
+                delay = BACKOFFS[attempt]
+            attempt += 1
+            log.debug("%s %s: retrying in %.1fs", method, path, delay)
+            await asyncio.sleep(delay)
+
+    # -- generic custom objects ---------------------------------------------------------------
+    @staticmethod
+    def _path(group: str, version: str, plural: str, namespace: str, name: str | None = None) -> str:
+        base = f"/apis/{group}/{version}/namespaces/{namespace}/{plural}"
+        return f"{base}/{name}" if name else base
+
+    async def get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "GET", self._path(group, version, plural, namespace, name)
+        )
+        return result
+
+    async def list_pages(
+        self, group: str, version: str, plural: str, namespace: str, label_selector: str | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        query: dict[str, str | int] = {"limit": LIST_PAGE}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        while True:
+            page = await self.request("GET", self._path(group, version, plural, namespace), query=query)
+            yield page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            query["continue"] = token
+
+    async def list(
+        self, group: str, version: str, plural: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        async for page in self.list_pages(group, version, plural, namespace, label_selector):
+            items.extend(page)
+        return items
+
+    async def create(
+        self, group: str, version: str, plural: str, namespace: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "POST", self._path(group, version, plural, namespace), body=body
+        )
+        return result
+
+    async def patch(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        subresource: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> dict[str, Any]:
+        path = self._path(group, version, plural, namespace, name)
+        if subresource:
+            path = f"{path}/{subresource}"
+        result: dict[str, Any] = await self.request("PATCH", path, body=body, content_type=content_type)
+        return result
+
+    async def delete(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        *,
+        propagation: str = "Background",
+    ) -> None:
+        with suppress(NotFound):
+            await self.request(
+                "DELETE",
+                self._path(group, version, plural, namespace, name),
+                body={"propagationPolicy": propagation},
+            )
+
+    # -- our resources --------------------------------------------------------------------------
+    async def list_trials(self, namespace: str, campaign: str) -> list[dict[str, Any]]:
+        return await self.list(GROUP, VERSION, TRIALS, namespace, f"campaign={campaign}")
+
+    async def create_trial(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The created Trial, or None when it already exists (a repeat after a crash)."""
+        try:
+            return await self.create(GROUP, VERSION, TRIALS, namespace, body)
+        except AlreadyExists:
+            return None
+
+    async def patch_trial_status(
+        self, namespace: str, name: str, body: Any, *, json_patch: bool = False
+    ) -> dict[str, Any]:
+        return await self.patch(
+            GROUP,
+            VERSION,
+            TRIALS,
+            namespace,
+            name,
+            body,
+            subresource="status",
+            content_type=JSON_PATCH if json_patch else MERGE_PATCH,
+        )
+
+    async def patch_campaign_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        # Replacing the whole status with a merge patch would merge lists element-wise by position
+        # for nothing and keep stale keys; a JSON patch `replace` of /status is exact.
+        return await self.patch(
+            GROUP,
+            VERSION,
+            CAMPAIGNS,
+            namespace,
+            name,
+            [{"op": "add", "path": "/status", "value": status}],
+            subresource="status",
+            content_type=JSON_PATCH,
+        )
+
+    async def get_secret_key(self, namespace: str, name: str, key: str) -> str:
+        import base64
+
+        secret = await self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        data = (secret.get("data") or {}).get(key)
+        if data is None:
+            raise KeyError(f"secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data).decode().strip()
+
+    async def emit_event(
+        self, involved: ObjectRef, type_: str, reason: str, message: str, now: datetime | None = None
+    ) -> None:
+        """A core/v1 Event. Best effort: losing an Event must never fail a reconcile."""
+        stamp = rfc3339(now or datetime.now(UTC))
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{involved.name}.", "namespace": involved.namespace},
+            "involvedObject": {
+                "apiVersion": involved.api_version,
+                "kind": involved.kind,
+                "name": involved.name,
+                "namespace": involved.namespace,
+                **({"uid": involved.uid} if involved.uid else {}),
+            },
+            "type": type_,
+            "reason": reason,
+            # Event messages are capped at 1 KiB by convention (kubectl describe stays readable).
+            "message": message[:1024],
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance,
+        }
+        try:
+            await self.request(
+                "POST", f"/api/v1/namespaces/{involved.namespace}/events", body=body, retries=2
+            )
+        except ApiError as e:
+            log.warning("could not post event %s on %s: %s", reason, involved.name, e)
+
+
+@asynccontextmanager
+async def connected(kubeconfig: str | None = None) -> AsyncIterator[KubeClient]:
+    client = await KubeClient.connect(kubeconfig)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -1,0 +1,112 @@
+"""`campaign-operator`: runs kopf with our handlers and settings.
+
+Equivalent under plain kopf (configuration then comes from CAMPAIGN_OPERATOR_* variables):
+    kopf run --standalone -A -m campaign_operator.k8s.handlers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import click
+import kopf
+
+from campaign_operator.executors.common import TrainerSettings
+
+from .settings import OperatorConfig
+
+
+def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--trainer-env")
+        out[key] = value
+    return out
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-n", "--namespace", "namespaces", multiple=True, help="Watch only these namespaces (repeatable)."
+)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch the whole cluster (default when no -n).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Default: in-cluster, else KUBECONFIG.")
+@click.option("--metrics-port", type=int, default=9090, show_default=True, help="0 disables /metrics.")
+@click.option("--metrics-addr", default="0.0.0.0", show_default=True)
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8081/healthz",
+    show_default=True,
+    help="kopf liveness endpoint ('' disables).",
+)
+@click.option(
+    "--resync-seconds",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Reconcile every campaign at least this often.",
+)
+@click.option("--trainer-image", default=TrainerSettings.image, show_default=True)
+@click.option(
+    "--trainer-python",
+    default=TrainerSettings.python,
+    show_default=True,
+    help="Interpreter with campaign_trainer on the Ray nodes.",
+)
+@click.option("--trainer-service-account", default=TrainerSettings.service_account, show_default=True)
+@click.option(
+    "--trainer-env", multiple=True, metavar="KEY=VALUE", help="Environment for trainers (repeatable)."
+)
+@click.option("--peering", default=None, help="kopf peering name (default: standalone, one replica).")
+@click.option("-v", "--verbose", is_flag=True)
+def main(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    kubeconfig: str | None,
+    metrics_port: int,
+    metrics_addr: str,
+    liveness: str,
+    resync_seconds: float,
+    trainer_image: str,
+    trainer_python: str,
+    trainer_service_account: str,
+    trainer_env: tuple[str, ...],
+    peering: str | None,
+    verbose: bool,
+) -> None:
+    """Run the TrainingCampaign operator."""
+    if namespaces and all_namespaces:
+        raise click.UsageError("-n and -A are exclusive")
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
+    config = OperatorConfig(
+        kubeconfig=kubeconfig,
+        metrics_port=metrics_port,
+        metrics_addr=metrics_addr,
+        resync_seconds=resync_seconds,
+        trainer=TrainerSettings(
+            image=trainer_image,
+            python=trainer_python,
+            service_account=trainer_service_account,
+            env=_env_pairs(trainer_env),
+        ),
+    )
+    kopf.configure(verbose=verbose)
+    from . import handlers  # noqa: F401  (registers the handlers in kopf's default registry)
+
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            standalone=peering is None,
+            peering_name=peering,
+            liveness_endpoint=liveness or None,
+            memo=kopf.Memo(config=config),
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""One level-based reconcile of one campaign: observe, plan, apply, write status.
+
+observe Trials (label campaign=<name>) and the executor's jobs
+-> record job outcomes the trainer could not report (crash, deadline, stop)
+-> plan(campaign, trials, now)            (pure; every decision is made there)
+-> apply its actions in order, idempotently
+-> replace the campaign's status with the plan's (only when it changed)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from campaign_operator import metrics
+from campaign_operator.api.campaign import CampaignState, ExecutorKind, TrainingCampaign
+from campaign_operator.api.common import Condition, ConditionStatus, TrialState
+from campaign_operator.api.validation import format_validation_error, rule_violations
+from campaign_operator.executors.base import Executor
+from campaign_operator.executors.common import TrainerSettings
+from campaign_operator.executors.kuberay import KubeRayExecutor
+from campaign_operator.executors.rayjobs import RayJobsExecutor
+from campaign_operator.planner import plan
+from campaign_operator.planner.conditions import set_condition
+
+from .apply import Applier, TrialBook
+from .client import KubeClient, ObjectRef
+
+log = logging.getLogger(__name__)
+
+RECONCILE_ERROR = "ReconcileError"
+
+
+class UnsupportedExecutor(Exception):
+    pass
+
+
+@dataclass
+class Outcome:
+    requeue_after: float | None
+    state: str
+    actions: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    """Shared by all campaigns of one operator process."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        trainer: TrainerSettings,
+        http: aiohttp.ClientSession,
+        now: Callable[[], datetime] = _now,
+    ):
+        self.client = client
+        self.trainer = trainer
+        self.http = http
+        self.now = now
+        self._checked: dict[tuple[str | None, int | None], list[str]] = {}
+
+    def _rule_violations(self, campaign: TrainingCampaign) -> list[str]:
+        key = (campaign.metadata.uid, campaign.metadata.generation)
+        if key not in self._checked:
+            if len(self._checked) > 1024:
+                self._checked.clear()
+            self._checked[key] = rule_violations(campaign)
+        return self._checked[key]
+
+    async def executor_for(self, campaign: TrainingCampaign) -> Executor:
+        spec = campaign.spec.executor
+        if spec.kind == ExecutorKind.KUBERAY:
+            return KubeRayExecutor(self.client, campaign, self.trainer)
+        if spec.kind == ExecutorKind.RAYJOBS:
+            token = None
+            if spec.token_secret_ref is not None:
+                ref = spec.token_secret_ref
+                token = await self.client.get_secret_key(
+                    campaign.metadata.namespace or "default", ref.name, ref.key
+                )
+            return RayJobsExecutor(campaign, self.trainer, self.http, token)
+        raise UnsupportedExecutor(
+            f"spec.executor.kind {spec.kind.value!r} runs trials inside `campaign run` (embedded Ray),"
+            " not under the operator; use kuberay or rayjobs"
+        )
+
+    async def reconcile(self, body: dict[str, Any]) -> Outcome:
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "default", meta["name"]
+        started = time.perf_counter()
+        try:
+            campaign = TrainingCampaign.model_validate(body)
+        except ValidationError as e:
+            # The CRD's schema accepted something our models do not: a spec only we can reject.
+            await self._invalid(body, "; ".join(format_validation_error(e)))
+            return Outcome(None, CampaignState.FAILED.value, 0)
+        problems = self._rule_violations(campaign)
+        if problems:
+            # CEL rules the apiserver cannot evaluate (untyped fields, cost budget), same messages.
+            await self._invalid(body, "; ".join(problems))
+            return Outcome(None, CampaignState.FAILED.value, 0)
+
+        book = TrialBook()
+        for item in await self.client.list_trials(namespace, name):
+            item.get("metadata", {}).pop("managedFields", None)  # memory: 10,000 trials add up
+            try:
+                book.put(item)
+            except ValidationError as e:
+                log.warning("ignoring malformed trial %s: %s", item["metadata"].get("name"), e)
+
+        try:
+            executor = await self.executor_for(campaign)
+        except UnsupportedExecutor as e:
+            await self._invalid(body, str(e))
+            return Outcome(None, CampaignState.FAILED.value, 0)
+        applier = Applier(self.client, campaign, book, executor, self.now)
+
+        running = [t for t in book.trials.values() if t.status.state == TrialState.RUNNING]
+        if running or book.trials:
+            observe = getattr(executor, "observe", None)
+            if observe is not None:
+                await observe(list(book.trials.values()))
+        for trial in running:
+            outcome = await executor.poll(trial)
+            if outcome is not None:
+                await applier.record_outcome(trial, outcome)
+
+        result = plan(campaign, list(book.trials.values()), self.now())
+        await applier.apply(result.actions)
+
+        status = result.status
+        status.conditions = set_condition(
+            status.conditions,
+            RECONCILE_ERROR,
+            ConditionStatus.FALSE,
+            "Reconciled",
+            "",
+            campaign.metadata.generation,
+            self.now(),
+        )
+        wire = status.to_wire()
+        if wire != (body.get("status") or {}):
+            await self.client.patch_campaign_status(namespace, name, wire)
+        metrics.observe_campaign(campaign, status, list(book.trials.values()))
+        metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        return Outcome(result.requeue_after, status.state.value, len(result.actions))
+
+    async def _invalid(self, body: dict[str, Any], message: str) -> None:
+        """Failed/InvalidSpec written from here only when the planner cannot even be called."""
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "default", meta["name"]
+        old = body.get("status") or {}
+        if old.get("reason") == "InvalidSpec" and old.get("message") == message:
+            return
+        now, gen = self.now(), meta.get("generation")
+        conds: list[Condition] = []
+        for c in old.get("conditions") or []:
+            try:
+                conds.append(Condition.model_validate(c))
+            except ValidationError:
+                continue
+        for type_, status in (
+            ("Failed", ConditionStatus.TRUE),
+            ("Progressing", ConditionStatus.FALSE),
+            ("Succeeded", ConditionStatus.FALSE),
+        ):
+            conds = set_condition(conds, type_, status, "InvalidSpec", message, gen, now)
+        new = {
+            **old,
+            "observedGeneration": gen,
+            "state": CampaignState.FAILED.value,
+            "reason": "InvalidSpec",
+            "message": message,
+            "conditions": [c.to_wire() for c in conds],
+        }
+        await self.client.patch_campaign_status(namespace, name, new)
+        ref = ObjectRef(
+            body.get("apiVersion", ""), body.get("kind", "TrainingCampaign"), name, namespace, meta.get("uid")
+        )
+        await self.client.emit_event(ref, "Warning", "InvalidSpec", message)
+
+    async def report_error(self, body: dict[str, Any], error: BaseException) -> None:
+        """An unexpected exception in one campaign's reconcile: a condition and an Event, never a crash."""
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "default", meta["name"]
+        message = f"{type(error).__name__}: {error}"[:2000]
+        metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
+        old = body.get("status") or {}
+        conds: list[Condition] = []
+        for c in old.get("conditions") or []:
+            try:
+                conds.append(Condition.model_validate(c))
+            except ValidationError:
+                continue
+        previous = next((c for c in conds if c.type == RECONCILE_ERROR), None)
+        if previous is not None and previous.status == ConditionStatus.TRUE and previous.message == message:
+            return  # already reported; don't flood Events
+        conds = set_condition(
+            conds,
+            RECONCILE_ERROR,
+            ConditionStatus.TRUE,
+            "ReconcileFailed",
+            message,
+            meta.get("generation"),
+            self.now(),
+        )
+        try:
+            await self.client.patch_campaign_status(
+                namespace, name, {**old, "conditions": [c.to_wire() for c in conds]}
+            )
+        except Exception as e:  # the apiserver itself may be what failed
+            log.warning("could not record the reconcile error of %s/%s: %s", namespace, name, e)
+        ref = ObjectRef(
+            body.get("apiVersion", ""), body.get("kind", "TrainingCampaign"), name, namespace, meta.get("uid")
+        )
+        await self.client.emit_event(ref, "Warning", "ReconcileFailed", message)
+
+    async def stop_all(self, body: dict[str, Any]) -> int:
+        """Finalizer: stop the jobs of every running trial of a campaign being deleted."""
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "default", meta["name"]
+        try:
+            campaign = TrainingCampaign.model_validate(body)
+            executor = await self.executor_for(campaign)
+        except (ValidationError, UnsupportedExecutor):
+            return 0
+        book = TrialBook()
+        for item in await self.client.list_trials(namespace, name):
+            book.put(item)
+        stopped = 0
+        for trial in book.trials.values():
+            if trial.status.state == TrialState.RUNNING:
+                await executor.stop(trial)
+                stopped += 1
+        metrics.forget_campaign(namespace, name)
+        return stopped

@@ -1,0 +1,60 @@
+"""Fixtures for operator tests (helpers live in opkit.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rig.controlplane import ControlPlane, free_port
+
+from .opkit import Kube, OperatorProcess
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Kube:
+    return Kube(control_plane)
+
+
+@pytest.fixture
+def operator_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def make(
+        namespace: str, *extra: str, start: bool = True, env: dict[str, str] | None = None
+    ) -> OperatorProcess:
+        metrics_port, liveness_port = free_port(), free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "campaign_operator.k8s.main",
+            "--kubeconfig",
+            str(control_plane.kubeconfig_path),
+            "-n",
+            namespace,
+            "--metrics-port",
+            str(metrics_port),
+            "--metrics-addr",
+            "127.0.0.1",
+            "--liveness",
+            f"http://127.0.0.1:{liveness_port}/healthz",
+            "--resync-seconds",
+            "5",
+            *extra,
+        ]
+        proc = OperatorProcess(
+            args=args,
+            env={**os.environ, **control_plane.env(), **(env or {})},
+            log_path=tmp_path / f"operator-{len(started)}.log",
+            metrics_port=metrics_port,
+            liveness_port=liveness_port,
+        )
+        started.append(proc)
+        return proc.start() if start else proc
+
+    yield make
+    for proc in started:
+        proc.stop()

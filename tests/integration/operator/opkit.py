@@ -1,0 +1,312 @@
+"""Helpers for operator tests: a sync view of the API, the operator as a subprocess, a stand-in
+for KubeRay's controller, and a recorder of every object ever created."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from rig.controlplane import ControlPlane
+
+GROUP_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/{ns}/{plural}"
+RAY_PATH = "/apis/ray.io/v1/namespaces/{ns}/rayjobs"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Kube:
+    """The handful of API calls the tests make, straight over HTTP (no client of ours involved)."""
+
+    def __init__(self, cp: ControlPlane):
+        self.cp = cp
+        self.session = cp.session()
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the cluster CA
+
+    def call(
+        self, method: str, path: str, body: Any = None, content_type: str | None = None
+    ) -> requests.Response:
+        headers = {"Content-Type": content_type} if content_type else {}
+        for _ in range(50):
+            r = self.session.request(method, self.cp.server + path, json=body, headers=headers, timeout=60)
+            # A CRD's storage answers 429 "storage is (re)initializing" for a moment after it is created.
+            if r.status_code != 429:
+                return r
+            time.sleep(0.2)
+        return r
+
+    def ok(self, method: str, path: str, body: Any = None, content_type: str | None = None) -> Any:
+        r = self.call(method, path, body, content_type)
+        assert r.status_code < 300, f"{method} {path}: HTTP {r.status_code} {r.text[:2000]}"
+        return r.json()
+
+    # -- campaigns and trials
+    def path(self, ns: str, plural: str, name: str = "") -> str:
+        base = GROUP_PATH.format(ns=ns, plural=plural)
+        return f"{base}/{name}" if name else base
+
+    def create_campaign(self, ns: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": "training.campaign-operator.io/v1alpha1",
+            "kind": "TrainingCampaign",
+            **manifest,
+        }
+        body.setdefault("metadata", {})["namespace"] = ns
+        return self.ok("POST", self.path(ns, "trainingcampaigns"), body)
+
+    def campaign(self, ns: str, name: str) -> dict[str, Any]:
+        return self.ok("GET", self.path(ns, "trainingcampaigns", name))
+
+    def trials(self, ns: str, campaign: str) -> list[dict[str, Any]]:
+        items = self.ok("GET", self.path(ns, "trials") + f"?labelSelector=campaign={campaign}")["items"]
+        return sorted(items, key=lambda t: t["metadata"]["name"])
+
+    def rayjobs(self, ns: str, campaign: str | None = None) -> list[dict[str, Any]]:
+        query = f"?labelSelector=campaign={campaign}" if campaign else ""
+        return self.ok("GET", RAY_PATH.format(ns=ns) + query)["items"]
+
+    def patch_rayjob_status(self, ns: str, name: str, status: dict[str, Any]) -> requests.Response:
+        return self.call(
+            "PATCH",
+            f"{RAY_PATH.format(ns=ns)}/{name}/status",
+            {"status": status},
+            "application/merge-patch+json",
+        )
+
+    def events(self, ns: str, name: str) -> list[dict[str, Any]]:
+        return self.ok("GET", f"/api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name={name}")[
+            "items"
+        ]
+
+    def state(self, ns: str, name: str) -> str | None:
+        return (self.campaign(ns, name).get("status") or {}).get("state")
+
+
+def condition(campaign: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    conds = (campaign.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == type_), None)
+
+
+@dataclass
+class OperatorProcess:
+    """`campaign-operator` in its own process, as it runs in a cluster."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    metrics_port: int
+    liveness_port: int
+    popen: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    logs: list[str] = field(default_factory=list)
+
+    def start(self, wait: bool = True) -> OperatorProcess:
+        assert self.popen is None or self.popen.poll() is not None, "already running"
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n==== start #{self.starts}\n".encode())
+            self.popen = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            wait_for(self.alive, 60, f"operator liveness on :{self.liveness_port}\n{self.log_tail()}", 0.2)
+        return self
+
+    def alive(self) -> bool:
+        if self.popen is None or self.popen.poll() is not None:
+            pytest.fail(f"operator exited with {self.popen and self.popen.returncode}\n{self.log_tail()}")
+        try:
+            return (
+                requests.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1).status_code == 200
+            )
+        except requests.RequestException:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no finalizers, exactly what a node failure or OOM kill does."""
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+    def metrics(self) -> str:
+        return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def log_tail(self, chars: int = 6000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def kuberay_status(phase: str, name: str) -> dict[str, Any]:
+    """RayJob status as KubeRay v1.7's controller writes it at each step (rayjob_controller.go)."""
+    cluster = {"rayClusterName": f"{name}-raycluster-abcde"}
+    running = {**cluster, "jobId": f"{name}-job", "dashboardURL": f"{name}-head-svc:8265"}
+    steps: dict[str, dict[str, Any]] = {
+        "Initializing": {"jobDeploymentStatus": "Initializing", "startTime": _now(), **cluster},
+        "Running": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING", **running},
+        "Succeeded": {
+            "jobDeploymentStatus": "Complete",
+            "jobStatus": "SUCCEEDED",
+            "endTime": _now(),
+            "succeeded": 1,
+            **running,
+        },
+        "AppFailed": {
+            "jobDeploymentStatus": "Failed",
+            "jobStatus": "FAILED",
+            "reason": "AppFailed",
+            "message": "Job entrypoint command failed with exit code 1",
+            "endTime": _now(),
+            "failed": 1,
+            **running,
+        },
+        # KubeRay leaves jobStatus RUNNING here (kuberay#2314): only jobDeploymentStatus/reason tell.
+        "DeadlineExceeded": {
+            "jobDeploymentStatus": "Failed",
+            "jobStatus": "RUNNING",
+            "reason": "DeadlineExceeded",
+            "message": "The RayJob has passed the activeDeadlineSeconds.",
+            "endTime": _now(),
+            **running,
+        },
+        "SubmissionFailed": {
+            "jobDeploymentStatus": "Failed",
+            "reason": "SubmissionFailed",
+            "message": "Job submission has failed. Reason: BackoffLimitExceeded",
+            "endTime": _now(),
+            **cluster,
+        },
+        # Kueue preempted it: KubeRay deleted the cluster and reset the job fields.
+        "Suspended": {"jobDeploymentStatus": "Suspended", "jobStatus": "", "rayClusterName": "", "jobId": ""},
+    }
+    return steps[phase]
+
+
+class AddedRecorder:
+    """Watches a collection and records every object ever ADDED (name -> set of uids).
+
+    An object created twice (deleted and recreated) shows up as one name with two uids.
+    """
+
+    def __init__(self, kube: Kube, path: str):
+        import threading
+
+        self.kube, self.path = kube, path
+        self.added: dict[str, set[str]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        listing = kube.ok("GET", path)
+        self.version = listing["metadata"]["resourceVersion"]
+        for item in listing["items"]:
+            self._record(item)
+        self.thread.start()
+
+    def _record(self, obj: dict[str, Any]) -> None:
+        self.added.setdefault(obj["metadata"]["name"], set()).add(obj["metadata"]["uid"])
+
+    def _run(self) -> None:
+        import json
+
+        session = self.kube.cp.session()
+        session.trust_env = False
+        while not self.stop.is_set():
+            sep = "&" if "?" in self.path else "?"
+            query = f"watch=1&resourceVersion={self.version}&timeoutSeconds=30"
+            url = f"{self.kube.cp.server}{self.path}{sep}{query}"
+            try:
+                with session.get(url, stream=True, timeout=40) as r:
+                    for line in r.iter_lines():
+                        if self.stop.is_set():
+                            return
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        obj = event["object"]
+                        if event["type"] == "ERROR":
+                            break
+                        self.version = obj["metadata"]["resourceVersion"]
+                        if event["type"] == "ADDED":
+                            self._record(obj)
+            except requests.RequestException:
+                time.sleep(0.2)
+
+    def total(self) -> int:
+        return sum(len(uids) for uids in self.added.values())
+
+    def duplicates(self) -> dict[str, set[str]]:
+        return {n: u for n, u in self.added.items() if len(u) > 1}
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=45)
+
+
+class FakeKubeRay:
+    """Plays KubeRay's controller for the RayJobs of one namespace: each new RayJob goes
+    Initializing -> Running, then after `run_seconds` ends as decided by `verdict(job)`:
+    "Succeeded" or "AppFailed". (KubeRay itself needs real pods and a Ray dashboard.)"""
+
+    def __init__(
+        self, kube: Kube, ns: str, verdict: Callable[[dict[str, Any]], str], run_seconds: float = 1.0
+    ):
+        import threading
+
+        self.kube, self.ns, self.verdict, self.run_seconds = kube, ns, verdict, run_seconds
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.25):
+            try:
+                self._step()
+            except Exception as e:  # surfaced by close()
+                self.errors.append(repr(e))
+
+    def _step(self) -> None:
+        for job in self.kube.rayjobs(self.ns):
+            name, uid = job["metadata"]["name"], job["metadata"]["uid"]
+            if job["metadata"].get("deletionTimestamp"):
+                continue
+            deployment = (job.get("status") or {}).get("jobDeploymentStatus")
+            if uid not in self.seen:
+                self.seen[uid] = time.monotonic()
+                self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Initializing", name))
+                self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Running", name))
+            elif deployment == "Running" and time.monotonic() - self.seen[uid] > self.run_seconds:
+                self.kube.patch_rayjob_status(self.ns, name, kuberay_status(self.verdict(job), name))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        assert not self.errors, self.errors

@@ -1,0 +1,127 @@
+"""Bad input through the real apiserver.
+
+What the CRD can express (schema, CEL) is rejected at the door with a message naming the field;
+what only the operator can judge (CEL syntax in user expressions, sweep sizes, ...) becomes a
+Failed condition with reason InvalidSpec. Either way the operator keeps serving other campaigns.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from campaign_operator.api import API_VERSION
+
+from .opkit import FakeKubeRay, Kube, condition, wait_for
+
+pytestmark = pytest.mark.integration
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "invalid"
+
+
+def header(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        key, _, value = line[1:].strip().partition(":")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def semantic_corpus() -> dict[str, tuple[dict[str, Any], str]]:
+    """The shared corpus's `layer: semantic` files: valid to the apiserver, invalid to the operator.
+    (The schema/rule layers are the apiserver's: tests/integration/api/test_crds_on_apiserver.py.)"""
+    cases = {}
+    for path in sorted(CORPUS.glob("*.yaml")):
+        h = header(path)
+        if h.get("layer") == "semantic":
+            (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+            cases[doc["metadata"]["name"]] = (doc, h["expect"])
+    if len(cases) < 3:
+        pytest.fail(f"expected the semantic cases of the invalid corpus in {CORPUS}", pytrace=False)
+    return cases
+
+
+def good(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "template": {"task": "regression", "epochs": 1},
+            "executor": {"kind": "kuberay"},
+            "phases": [{"name": "p", "sweep": {"seeds": {"count": 3}}}],
+        },
+    }
+
+
+def operator_only() -> dict[str, tuple[dict[str, Any], str]]:
+    cases = semantic_corpus()
+    local = {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingCampaign",
+        **good("local-executor-under-the-operator"),
+    }
+    local["spec"]["executor"] = {"kind": "local"}
+    cases[local["metadata"]["name"]] = (local, "spec.executor.kind 'local'")
+    return cases
+
+
+def test_operator_only_problems_become_invalid_spec_while_others_progress(
+    kube: Kube, namespace: str, operator_factory: Any
+) -> None:
+    fake = FakeKubeRay(kube, namespace, lambda job: "Succeeded", run_seconds=0.5)
+    op = operator_factory(namespace)
+    try:
+        bad = operator_only()
+        for name, (doc, _) in bad.items():
+            r = kube.call("POST", kube.path(namespace, "trainingcampaigns") + "?fieldValidation=Strict", doc)
+            assert r.status_code == 201, f"{name}: the apiserver should accept it: {r.text[:500]}"
+        kube.create_campaign(namespace, good("fine"))
+        for name, (_, expected) in bad.items():
+            wait_for(
+                lambda n=name: kube.state(namespace, n) == "Failed", 30, f"{name} Failed\n{op.log_tail()}"
+            )
+            campaign = kube.campaign(namespace, name)
+            failed = condition(campaign, "Failed")
+            assert failed and failed["status"] == "True" and failed["reason"] == "InvalidSpec", campaign[
+                "status"
+            ]
+            assert expected in failed["message"], failed["message"]
+            assert kube.trials(namespace, name) == [], "an invalid campaign created trials"
+        wait_for(
+            lambda: kube.state(namespace, "fine") == "Succeeded", 60, f"the valid campaign\n{op.log_tail()}"
+        )
+        time.sleep(6)  # a resync later: still Failed, still one Event each, no crash-loop
+        for name in bad:
+            assert [e["reason"] for e in kube.events(namespace, name)].count("InvalidSpec") == 1, name
+            assert kube.state(namespace, name) == "Failed"
+        assert op.popen is not None and op.popen.poll() is None and op.starts == 1
+        # An invalid spec is a verdict, not an error of the operator.
+        assert "campaign_reconcile_errors_total{" not in op.metrics()
+    finally:
+        fake.close()
+
+
+def test_a_fix_to_an_invalid_spec_is_picked_up(kube: Kube, namespace: str, operator_factory: Any) -> None:
+    fake = FakeKubeRay(kube, namespace, lambda job: "Succeeded", run_seconds=0.3)
+    operator_factory(namespace)
+    try:
+        spec = good("fixme")["spec"]
+        spec["phases"] = [{"name": "p", "gate": {"expression": "phase.succeeded >> 1"}}]
+        kube.create_campaign(namespace, {"metadata": {"name": "fixme"}, "spec": spec})
+        wait_for(lambda: kube.state(namespace, "fixme") == "Failed", 30, "Failed/InvalidSpec")
+        fixed = [{"name": "p", "gate": {"expression": "phase.succeeded == 1"}}]
+        kube.ok(
+            "PATCH",
+            kube.path(namespace, "trainingcampaigns", "fixme"),
+            {"spec": {"phases": fixed}},
+            "application/merge-patch+json",
+        )
+        wait_for(lambda: kube.state(namespace, "fixme") == "Succeeded", 60, "Succeeded after the fix")
+        assert condition(kube.campaign(namespace, "fixme"), "Failed")["status"] == "False"
+    finally:
+        fake.close()
