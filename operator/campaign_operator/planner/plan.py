@@ -118,7 +118,6 @@ class _Planner:
         self.results: dict[str, PhaseStatus] = {}
         self.trials_by_phase: dict[str, list[Trial]] = {}
         self.views: dict[str, dict[str, Any]] = {}
-        self.running_total = sum(1 for t in self.observed.values() if t.status.state == TrialState.RUNNING)
 
     # -- phases -----------------------------------------------------------------------------
     def phase(self, index: int, phase: Phase) -> PhaseStatus:
@@ -241,7 +240,7 @@ class _Planner:
                 status, PhaseState.FAILED, "FailureThresholdExceeded", self._threshold_message(phase, counts)
             )
         if counts.pending + counts.running > 0:
-            self._queue(index, phase, pending)
+            self._queue(index, phase, pending, counts)
             waiting = {t.name for _, t in pending}
             finished = [t for t in trials if t.status.state.is_terminal and t.name not in waiting]
             status.estimated_completion_time = self._eta(phase, finished, counts)
@@ -294,10 +293,10 @@ class _Planner:
         for _, t in pending:
             self.work.actions.append(FinishTrial(t.name, TrialState.STOPPED, CANCELLED, msg, False))
 
-    def _queue(self, index: int, phase: Phase, pending: list[tuple[int, Trial]]) -> None:
-        self.work.running_by_phase[phase.name] = sum(
-            1 for t in self.trials_by_phase[phase.name] if t.status.state == TrialState.RUNNING
-        )
+    def _queue(self, index: int, phase: Phase, pending: list[tuple[int, Trial]], counts: TrialCounts) -> None:
+        # counts.running already excludes trials this plan stops (stop rules), so the budget they
+        # free is used now; otherwise a re-plan would launch more and the plan not be a fixed point.
+        self.work.running_by_phase[phase.name] = counts.running
         for point_index, trial in pending:
             if trial.status.state == TrialState.FAILED:
                 due = retry_due(trial, phase.failure_policy.backoff_seconds)
@@ -325,13 +324,20 @@ class _Planner:
         return self.now + timedelta(seconds=waves * sum(durations) / len(durations))
 
     # -- launches ---------------------------------------------------------------------------
+    def _running(self) -> int:
+        """Trials still running once this plan's own FinishTrial actions are applied."""
+        finishing = {a.name for a in self.work.actions if isinstance(a, FinishTrial)}
+        return sum(
+            1
+            for t in self.observed.values()
+            if t.status.state == TrialState.RUNNING and t.name not in finishing
+        )
+
     def launches(self) -> None:
         spec = self.campaign.spec
         if spec.suspend:
             return
-        budget = (
-            math.inf if spec.max_parallel_trials is None else spec.max_parallel_trials - self.running_total
-        )
+        budget = math.inf if spec.max_parallel_trials is None else spec.max_parallel_trials - self._running()
         limits = {p.name: p.max_parallel_trials for p in spec.phases}
         for item in sorted(self.work.launchable, key=lambda x: x.sort_key):
             if budget <= 0:

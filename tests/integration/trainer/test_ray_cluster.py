@@ -47,20 +47,40 @@ def actors_ever_created() -> int:
     return len(ray._private.state.actors())  # from the GCS (dead ones included): no dashboard needed
 
 
-def test_ddp_worker_via_ray_ddp_strategy(ray_cluster: None, tmp_path: Path) -> None:
+def test_two_ddp_workers_agree_on_a_stop_rule(ray_cluster: None, tmp_path: Path) -> None:
+    """Two RayDDPStrategy workers (gloo): rank 0 reports, its stop decision is broadcast so both ranks
+    stop at the same epoch, and the checkpoint at the stop is written once."""
     progress = tmp_path / "p.jsonl"
-    spec = {**SMALL, "resources": {"cpu": 1, "workers": 1}, "checkpoint": {"uri": str(tmp_path / "ck")}}
+    spec = {
+        "epochs": 6,
+        "batchSize": 128,
+        "dataset": {"synthetic": {"samples": 1024, "seed": 0, "options": {"signal": 0.3, "noise": 1.0}}},
+        "parameters": {"seed": 1, "output_init_std": 1e-4, "dropout": 0.7, "weight_decay": 0.5},
+        "resources": {"cpu": 0.5, "workers": 2},
+        "checkpoint": {"uri": str(tmp_path / "ck"), "everyEpochs": 2},
+        "stopRules": [
+            {
+                "metric": "variance_ratio",
+                "comparison": "<",
+                "threshold": 0.1,
+                "afterEpoch": 2,
+                "action": "Stop",
+                "reason": "VarianceCollapse",
+            }
+        ],
+    }
     before = actors_ever_created()
     out = run_trial(trial("ddp", "regression", **spec), JsonlReporter(str(progress), "ddp"))
-    assert actors_ever_created() >= before + 2  # a controller and a worker, at least
-    assert (out.state, out.reason, out.epoch) == ("Succeeded", "Completed", 2), out.message
+    assert actors_ever_created() >= before + 3  # a controller and two workers, at least
+    assert (out.state, out.reason, out.epoch) == ("Stopped", "VarianceCollapse", 3), out.message
     lines = [json.loads(line) for line in progress.read_text().splitlines()]
     assert [(line["type"], line.get("epoch")) for line in lines] == [
         ("epoch", 1),
         ("epoch", 2),
+        ("epoch", 3),
         ("outcome", None),
     ]
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000001.ckpt", "epoch-000002.ckpt"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000002.ckpt", "epoch-000003.ckpt"]
 
 
 def test_same_training_function_under_ray_tune(ray_cluster: None, tmp_path: Path) -> None:

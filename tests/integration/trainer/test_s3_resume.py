@@ -145,7 +145,8 @@ def test_sigkill_then_resume_from_s3_checkpoint(s3_env: dict[str, str], tmp_path
     assert proc.returncode == -signal.SIGKILL
     saved = checkpoint_names(client, prefix)
     saved_epoch = max(e for n in saved if (e := parse_epoch(n)) is not None)
-    assert saved_epoch < EPOCHS and len(saved) <= 2
+    # keep=2, but pruning follows the upload of the newest, so a kill in between may leave three.
+    assert saved_epoch < EPOCHS and len(saved) <= 3
     first = lines(first_progress)
     assert first and all(line["type"] == "epoch" for line in first)  # killed: no outcome from it
     assert first[-1]["epoch"] >= saved_epoch

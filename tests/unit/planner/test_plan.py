@@ -393,3 +393,26 @@ def test_phase_task_and_dataset_override_the_template():
     assert (
         by_phase["student"].task == "m.student:build" and by_phase["student"].dataset.synthetic.samples == 64
     )
+
+
+def test_slots_freed_by_this_plans_cancellations_are_used_now():
+    """A fail-fast phase stops its running trial; the freed slot goes to another phase in the same
+    plan, so re-planning at once launches nothing more (the plan is a fixed point)."""
+    w = World(
+        campaign(
+            {
+                "maxParallelTrials": 2,
+                "phases": [
+                    {"name": "a", "priority": 1, "sweep": {"seeds": {"count": 2}}},
+                    {"name": "b", "sweep": {"seeds": {"count": 2}}},
+                ],
+            }
+        )
+    )
+    w.step()
+    first, _ = sorted(w.running("a"), key=lambda t: t.name)
+    w.finish(first, TrialState.FAILED)
+    p = w.step()
+    assert [a.reason for a in p.actions if isinstance(a, FinishTrial)] == ["Cancelled"]
+    assert len([a for a in p.actions if isinstance(a, LaunchTrial)]) == 2
+    assert not any(isinstance(a, LaunchTrial) for a in w.step().actions)

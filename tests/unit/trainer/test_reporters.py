@@ -166,3 +166,13 @@ def test_make_reporter(tmp_path: Path) -> None:
     assert isinstance(make_reporter("stdout", "t"), StdoutReporter)
     with pytest.raises(ValueError, match="unknown reporter"):
         make_reporter("carrier-pigeon", "t")
+
+
+def test_outcome_status_is_a_valid_trial_status() -> None:
+    from campaign_operator.api import TrialStatus
+
+    o = outcome(history=[{"epoch": e, "metrics": {"loss": 1.0 / e, "x": math.nan}} for e in range(1, 300)])
+    status = TrialStatus.model_validate(o.to_status())  # what the embedded executor does with a JSONL line
+    assert status.state.value == "Stopped" and status.epoch == 3 and len(status.history) == HISTORY_LIMIT
+    assert status.best is not None and status.best.epoch == 1
+    assert status.checkpoint == "s3://b/p/t-1/epoch-000003.ckpt" and status.start_time is not None
