@@ -1,12 +1,17 @@
 """Embedded campaign vs Ray Tune on the same 24 small trials: what does our orchestration cost?
 
-(a) `campaign run`'s machinery in this process (Runner + LocalExecutor + SQLite store + planner),
-(b) Ray Tune directly (`Tuner` + `tune.grid_search`), on the same local Ray, with the same training
-function (the trainer's `train_fn`; the campaign wraps it in `run_trial`), the same data, epochs,
-per-epoch reporting and checkpoints, and the same concurrency. Prints both wall times and the ratio
-campaign/Tune (target <= 1.10). Ray's start-up is paid once, before either timing.
+(a) the campaign: `campaign run FILE` (planner + SQLite store + local executor + trainer's run_trial),
+(b) Ray Tune directly: `Tuner` + `tune.grid_search` with `reuse_actors=True`, the trainer's
+`train_fn` reporting every epoch to Tune,
+with the same data, epochs, per-epoch reporting, checkpoints and concurrency. Prints both wall times
+and the ratio campaign/Tune (target <= 1.10).
 
-    python bench/embedded_vs_tune.py [--concurrency 2] [--epochs 3] [--repeat 1]
+--mode subprocess (default): each side in a fresh process with its own local Ray, timed from launch
+to exit: what a user waits for (Ray start-up, first imports in the workers, the orchestration).
+--mode inprocess: both on one Ray in this process, workers warmed first: orchestration alone
+(Tune still imports the trainer in its fresh trial actors; the campaign's task workers are reused).
+
+    python bench/embedded_vs_tune.py [--mode subprocess|inprocess] [--concurrency 2] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -135,8 +140,9 @@ def run_tune(workdir: Path, epochs: int, concurrency: int) -> tuple[float, int]:
 
 
 def warm_up(concurrency: int) -> None:
-    """Import torch/Lightning/the trainer in `concurrency` worker processes before timing anything,
-    so neither side pays (or dodges) first-import costs that belong to neither."""
+    """Import torch/Lightning/Ray Train/Tune/the trainer in `concurrency` idle worker processes, so
+    neither side pays (or dodges) first-import costs that belong to neither. Ray hands idle workers
+    to both tasks (campaign) and actors (Tune)."""
     import ray
 
     @ray.remote(num_cpus=1)
@@ -151,6 +157,61 @@ def warm_up(concurrency: int) -> None:
     ray.get([imports.remote() for _ in range(concurrency)])
 
 
+def campaign_subprocess(workdir: Path, epochs: int, concurrency: int) -> tuple[float, int]:
+    import sqlite3
+    import subprocess
+
+    import yaml
+
+    path = workdir / "bench.yaml"
+    path.write_text(yaml.safe_dump(manifest(epochs)))
+    state = workdir / "campaign-state"
+    cmd = [str(Path(sys.executable).parent / "campaign"), "run", str(path), "--state", str(state)]
+    cmd += ["--max-parallel", str(concurrency), "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stdout + proc.stderr, file=sys.stderr)
+        return wall, 0
+    db = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True)
+    ok = db.execute("SELECT count(*) FROM trials WHERE state = 'Succeeded'").fetchone()[0]
+    db.close()
+    return wall, int(ok)
+
+
+def tune_subprocess(workdir: Path, epochs: int, concurrency: int) -> tuple[float, int]:
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        __file__,
+        "--tune-only",
+        "--epochs",
+        str(epochs),
+        "--concurrency",
+        str(concurrency),
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run([*cmd, "--workdir", str(workdir)], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-2000:] + proc.stderr[-2000:], file=sys.stderr)
+        return wall, 0
+    return wall, int(json.loads(lines[-1])["ok"])
+
+
+def tune_only(args: argparse.Namespace) -> int:
+    """The Tune side as its own process (what a user's Tune script is)."""
+    from campaign_operator.executors.local import init_ray
+
+    init_ray(num_cpus=args.concurrency)  # the same Ray settings as `campaign run`
+    _, ok = run_tune(Path(args.workdir), args.epochs, args.concurrency)
+    print(json.dumps({"ok": ok}))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--concurrency", type=int, default=2)
@@ -158,23 +219,34 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="alternate the two runs this many times")
     ap.add_argument("--target", type=float, default=1.10)
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the figures")
+    ap.add_argument("--mode", choices=["subprocess", "inprocess"], default="subprocess")
+    ap.add_argument("--tune-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.tune_only:
+        return tune_only(args)
 
-    from campaign_operator.executors.local import init_ray
+    sides = {"tune": run_tune, "campaign": run_campaign}
+    if args.mode == "subprocess":
+        sides = {"tune": tune_subprocess, "campaign": campaign_subprocess}
+    else:
+        from campaign_operator.executors.local import init_ray
 
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
-    init_ray(num_cpus=args.concurrency)
-    warm_up(args.concurrency)
+        init_ray(num_cpus=args.concurrency)
     n = len(grid())
     camp_times: list[float] = []
     tune_times: list[float] = []
     for i in range(args.repeat):
         workdir = Path(tempfile.mkdtemp(prefix="campaign-bench-"))
         try:
-            order = [("tune", run_tune), ("campaign", run_campaign)]
+            order = list(sides.items())
             if i % 2:
                 order.reverse()
             for label, fn in order:
+                # Ray kills idle workers beyond one per CPU, so whoever runs second would otherwise
+                # start on cold processes: warm them right before each timing, for both sides.
+                if args.mode == "inprocess":
+                    warm_up(args.concurrency)
                 wall, ok = fn(workdir, args.epochs, args.concurrency)
                 if ok != n:
                     print(f"{label}: only {ok}/{n} trials succeeded", file=sys.stderr)
@@ -185,12 +257,14 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     camp, tune_ = min(camp_times), min(tune_times)
     ratio = camp / tune_
+    print(f"mode {args.mode}: best of {args.repeat} per side, order alternating")
     print(f"campaign run : {camp:6.2f}s  ({n} trials, {args.epochs} epochs, concurrency {args.concurrency})")
     print(f"ray tune     : {tune_:6.2f}s")
     verdict = "within" if ratio <= args.target else "ABOVE"
     print(f"ratio campaign/tune = {ratio:.3f} ({verdict} target {args.target:.2f})")
     if args.json:
-        print(json.dumps({"campaign_s": camp, "tune_s": tune_, "ratio": ratio, "trials": n}))
+        figures = {"mode": args.mode, "campaign_s": camp, "tune_s": tune_, "ratio": ratio, "trials": n}
+        print(json.dumps({**figures, "campaign_runs": camp_times, "tune_runs": tune_times}))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass
 
 from campaign_operator.api.campaign import CampaignState, TrainingCampaign, TrainingCampaignStatus
@@ -11,7 +13,19 @@ from .display import Snapshot
 from .store import Store, StoreError, runner_note
 
 
-def read_snapshot(store: Store) -> Snapshot:
+def read_snapshot(store: Store, attempts: int = 10) -> Snapshot:
+    """The views' data; retried briefly while a starting runner is still creating the database."""
+    for attempt in range(attempts):
+        try:
+            return _read_snapshot(store)
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def _read_snapshot(store: Store) -> Snapshot:
     status = store.status() or TrainingCampaignStatus()
     manifest = store.manifest() or {}
     name = str((manifest.get("metadata") or {}).get("name") or store.dir.name)

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,20 @@ def run_cli(*args: str, timeout: float = 300, check: bool = True) -> subprocess.
 
 
 def query(state: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Read-only look into the runner's store (what `campaign status` does too)."""
-    db = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        return db.execute(sql, params).fetchall()
-    finally:
-        db.close()
+    """Read-only look into the runner's store (what `campaign status` does too). While a runner is
+    still creating the database (schema, switch to WAL) a reader can be refused: try again."""
+    for attempt in range(20):
+        try:
+            db = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True, timeout=10)
+            try:
+                return db.execute(sql, params).fetchall()
+            finally:
+                db.close()
+        except sqlite3.OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def trial_docs(state: Path) -> dict[str, dict[str, Any]]:
