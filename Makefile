@@ -6,7 +6,7 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: tools setup uv test unit lint typecheck crds crds-check demo plan-demo clean cluster-binaries
+.PHONY: tools setup uv test unit lint typecheck crds crds-check demo plan-demo clean cluster-binaries bench-operator
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -46,6 +46,11 @@ test: setup cluster-binaries tools lint typecheck
 
 unit: setup
 	$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
+
+# Operator vs a plain client loop creating a 2,000-trial campaign (ratio), and the operator's peak
+# RSS holding a 10,000-trial campaign, on the rig's real apiserver. Figures: bench/README.md.
+bench-operator: setup cluster-binaries
+	$(UV) run --frozen python bench/operator_create.py $(BENCH_ARGS)
 
 demo: setup
 	$(UV) run --frozen campaign plan examples/demo.yaml
