@@ -24,7 +24,8 @@ lint: setup
 	$(UV) run --frozen ruff format --check $(LINT_DIRS)
 
 typecheck: setup
-	$(UV) run --frozen mypy --strict operator/campaign_operator/api operator/campaign_operator/planner
+	$(UV) run --frozen mypy --strict operator/campaign_operator/api operator/campaign_operator/planner \
+	  operator/campaign_operator/k8s operator/campaign_operator/executors operator/campaign_operator/metrics.py
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl for the integration tests:
 # built once from Go modules (10-30 min cold) and cached in ${CAMPAIGN_CACHE:-~/.cache/campaign-operator}/k8s.

@@ -144,9 +144,9 @@ class Applier:
 
     async def create(self, action: CreateTrial) -> None:
         trial = action.trial
-        body = trial.to_wire()
+        body: dict[str, Any] = trial.to_wire()
         status = body.pop("status", None)
-        meta = body["metadata"]
+        meta: dict[str, Any] = body["metadata"]
         if self.campaign.metadata.uid:
             meta["ownerReferences"] = [
                 {
