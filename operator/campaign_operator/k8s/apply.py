@@ -163,7 +163,11 @@ class Applier:
             return  # created before a crash; the next reconcile sees it as it is
         if trial.status.state != TrialState.PENDING and status:
             created = await self.client.patch_trial_status(self.namespace, trial.name, {"status": status})
-        self.book.put(created)
+        # The planner's own object, not a second parse of the reply (10,000 trials, twice, add up);
+        # a launch later in this plan needs its uid (owner reference) and raw status keys.
+        trial.metadata.uid = created["metadata"].get("uid")
+        self.book.trials[trial.name] = trial
+        self.book.status_keys[trial.name] = frozenset((created.get("status") or {}).keys())
 
     async def launch(self, action: LaunchTrial) -> None:
         trial = self.book.trials[action.name]

@@ -231,8 +231,10 @@ class KubeClient:
             )
 
     # -- our resources --------------------------------------------------------------------------
-    async def list_trials(self, namespace: str, campaign: str) -> list[dict[str, Any]]:
-        return await self.list_objects(GROUP, VERSION, TRIALS, namespace, f"campaign={campaign}")
+    async def trial_pages(self, namespace: str, campaign: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """A campaign's Trials a page at a time: 10,000 raw bodies are never held at once."""
+        async for page in self.list_pages(GROUP, VERSION, TRIALS, namespace, f"campaign={campaign}"):
+            yield page
 
     async def create_trial(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """The created Trial, or None when it already exists (a repeat after a crash)."""
