@@ -73,19 +73,19 @@ def observe_campaign(
     campaign: TrainingCampaign, status: TrainingCampaignStatus, trials: Iterable[Trial]
 ) -> None:
     ns, name = campaign.metadata.namespace or "default", campaign.metadata.name
-    for state in CampaignState:
-        CAMPAIGN_STATE.labels(ns, name, state.value).set(1 if status.state == state else 0)
+    for cs in CampaignState:
+        CAMPAIGN_STATE.labels(ns, name, cs.value).set(1 if status.state == cs else 0)
     series = _phases.setdefault((ns, name), set())
     for p in status.phases:
         counts = p.counts
-        for state in TrialState:
-            TRIALS.labels(ns, name, p.name, state.value).set(getattr(counts, state.value.lower()))
+        for ts in TrialState:
+            TRIALS.labels(ns, name, p.name, ts.value).set(getattr(counts, ts.value.lower()))
         FAILURE_RATE.labels(ns, name, p.name).set(p.failure_rate)
         MAX_FAILURE_RATE.labels(ns, name, p.name).set(p.max_failure_rate)
         gate = -1 if p.gate is None or p.gate.passed is None else int(p.gate.passed)
         GATE.labels(ns, name, p.name).set(gate)
-        for state in PhaseState:
-            PHASE_STATE.labels(ns, name, p.name, state.value).set(1 if p.state == state else 0)
+        for ps in PhaseState:
+            PHASE_STATE.labels(ns, name, p.name, ps.value).set(1 if p.state == ps else 0)
         if p.best is not None:
             BEST.labels(ns, name, p.name, p.best.metric).set(p.best.value)
             series.add((p.name, p.best.metric))
@@ -105,17 +105,17 @@ def forget_campaign(namespace: str, name: str) -> None:
     """Drop a deleted campaign's series, so a long-lived operator's label set stays bounded."""
     _seen_finished.pop((namespace, name), None)
     for phase, metric in _phases.pop((namespace, name), set()):
-        for state in TrialState:
-            _remove(TRIALS, namespace, name, phase, state.value)
-        for state in PhaseState:
-            _remove(PHASE_STATE, namespace, name, phase, state.value)
+        for ts in TrialState:
+            _remove(TRIALS, namespace, name, phase, ts.value)
+        for ps in PhaseState:
+            _remove(PHASE_STATE, namespace, name, phase, ps.value)
         for g in (FAILURE_RATE, MAX_FAILURE_RATE, GATE):
             _remove(g, namespace, name, phase)
         _remove(TRIAL_SECONDS, namespace, name, phase)
         if metric:
             _remove(BEST, namespace, name, phase, metric)
-    for state in CampaignState:
-        _remove(CAMPAIGN_STATE, namespace, name, state.value)
+    for cs in CampaignState:
+        _remove(CAMPAIGN_STATE, namespace, name, cs.value)
     _remove(RECONCILE_ERRORS, namespace, name)
 
 

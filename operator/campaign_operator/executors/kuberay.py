@@ -276,7 +276,7 @@ class KubeRayExecutor:
         job. The job of the *next* attempt of a trial waiting to be (re)launched is kept: it was
         submitted just before a crash, and the repeated launch adopts it.
         """
-        jobs = await self.client.list(
+        jobs = await self.client.list_objects(
             RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, f"{LABEL_CAMPAIGN}={self.campaign.metadata.name}"
         )
         self._jobs = {}

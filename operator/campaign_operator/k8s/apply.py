@@ -144,9 +144,9 @@ class Applier:
 
     async def create(self, action: CreateTrial) -> None:
         trial = action.trial
-        body = trial.to_wire()
+        body: dict[str, Any] = trial.to_wire()
         status = body.pop("status", None)
-        meta = body["metadata"]
+        meta: dict[str, Any] = body["metadata"]
         if self.campaign.metadata.uid:
             meta["ownerReferences"] = [
                 {
@@ -163,7 +163,11 @@ class Applier:
             return  # created before a crash; the next reconcile sees it as it is
         if trial.status.state != TrialState.PENDING and status:
             created = await self.client.patch_trial_status(self.namespace, trial.name, {"status": status})
-        self.book.put(created)
+        # The planner's own object, not a second parse of the reply (10,000 trials, twice, add up);
+        # a launch later in this plan needs its uid (owner reference) and raw status keys.
+        trial.metadata.uid = created["metadata"].get("uid")
+        self.book.trials[trial.name] = trial
+        self.book.status_keys[trial.name] = frozenset((created.get("status") or {}).keys())
 
     async def launch(self, action: LaunchTrial) -> None:
         trial = self.book.trials[action.name]

@@ -100,7 +100,7 @@ class KubeClient:
             and os.environ.get("KUBERNETES_SERVICE_HOST")
             and os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token")
         ):
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
             await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         # The default pool (4) serialises the parallel creates of a large sweep.
@@ -140,7 +140,8 @@ class KubeClient:
                 )
             except ApiException as e:
                 err = _error(e)
-                retry_after = (e.headers or {}).get("Retry-After") if e.headers else None
+                reply_headers: Mapping[str, str] = e.headers or {}
+                retry_after = reply_headers.get("Retry-After")
                 if err.status not in RETRY_STATUSES or attempt >= retries:
                     raise err from None
                 delay = float(retry_after) if retry_after and retry_after.isdigit() else BACKOFFS[attempt]
@@ -178,7 +179,7 @@ class KubeClient:
                 return
             query["continue"] = token
 
-    async def list(
+    async def list_objects(
         self, group: str, version: str, plural: str, namespace: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -230,8 +231,10 @@ class KubeClient:
             )
 
     # -- our resources --------------------------------------------------------------------------
-    async def list_trials(self, namespace: str, campaign: str) -> list[dict[str, Any]]:
-        return await self.list(GROUP, VERSION, TRIALS, namespace, f"campaign={campaign}")
+    async def trial_pages(self, namespace: str, campaign: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """A campaign's Trials a page at a time: 10,000 raw bodies are never held at once."""
+        async for page in self.list_pages(GROUP, VERSION, TRIALS, namespace, f"campaign={campaign}"):
+            yield page
 
     async def create_trial(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """The created Trial, or None when it already exists (a repeat after a crash)."""

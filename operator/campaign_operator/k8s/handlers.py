@@ -36,7 +36,7 @@ MAX_ERROR_BACKOFF = 60.0
 _last_event: dict[str, float] = {"at": time.time()}
 
 
-def _poke(memo: kopf.Memo, namespace: str | None, campaign: str | None) -> None:
+def _poke(memo: Any, namespace: str | None, campaign: str | None) -> None:
     _last_event["at"] = time.time()
     if campaign:
         event = memo.setdefault("pokes", {}).get((namespace, campaign))
@@ -57,9 +57,9 @@ async def _sleep(poke: asyncio.Event, stopped: kopf.DaemonStopped, seconds: floa
 async def reconcile_campaign(
     body: kopf.Body,
     name: str,
-    namespace: str,
+    namespace: str | None,
     stopped: kopf.DaemonStopped,
-    memo: kopf.Memo,
+    memo: Any,
     logger: Any,
     **_: Any,
 ) -> None:
@@ -100,26 +100,26 @@ async def reconcile_campaign(
 
 
 @kopf.on.event(GROUP, VERSION, CAMPAIGNS)
-async def campaign_changed(body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def campaign_changed(body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     # Only spec changes (generation) matter; our own status writes must not wake the loop again.
     if body.get("metadata", {}).get("generation") != memo.get("generations", {}).get((namespace, name)):
         _poke(memo, namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, TRIALS, labels={LABEL_CAMPAIGN: kopf.PRESENT})
-async def trial_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def trial_changed(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
     _poke(memo, namespace, labels.get(LABEL_CAMPAIGN))
 
 
 @kopf.on.event(
     RAY_GROUP, RAY_VERSION, RAYJOBS, labels={LABEL_CAMPAIGN: kopf.PRESENT, LABEL_MANAGED_BY: MANAGER}
 )
-async def rayjob_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def rayjob_changed(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
     _poke(memo, namespace, labels.get(LABEL_CAMPAIGN))
 
 
 @kopf.on.delete(GROUP, VERSION, CAMPAIGNS, id="stop-jobs")
-async def campaign_deleted(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+async def campaign_deleted(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
     stopped = await memo["reconciler"].stop_all(copy.deepcopy(dict(body)))
     if stopped:
         logger.info("stopped the jobs of %d running trial(s)", stopped)

@@ -110,13 +110,7 @@ class Reconciler:
             await self._invalid(body, "; ".join(problems))
             return Outcome(None, CampaignState.FAILED.value, 0)
 
-        book = TrialBook()
-        for item in await self.client.list_trials(namespace, name):
-            item.get("metadata", {}).pop("managedFields", None)  # memory: 10,000 trials add up
-            try:
-                book.put(item)
-            except ValidationError as e:
-                log.warning("ignoring malformed trial %s: %s", item["metadata"].get("name"), e)
+        book = await self._observe(namespace, name)
 
         try:
             executor = await self.executor_for(campaign)
@@ -154,6 +148,18 @@ class Reconciler:
         metrics.observe_campaign(campaign, status, list(book.trials.values()))
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         return Outcome(result.requeue_after, status.state.value, len(result.actions))
+
+    async def _observe(self, namespace: str, name: str) -> TrialBook:
+        book = TrialBook()
+        async for page in self.client.trial_pages(namespace, name):
+            for item in page:
+                item.get("metadata", {}).pop("managedFields", None)
+                try:
+                    book.put(item)
+                except ValidationError as e:
+                    log.warning("ignoring malformed trial %s: %s", item["metadata"].get("name"), e)
+            page.clear()  # memory: a page's raw bodies go as soon as they are models
+        return book
 
     async def _invalid(self, body: dict[str, Any], message: str) -> None:
         """Failed/InvalidSpec written from here only when the planner cannot even be called."""
@@ -234,9 +240,7 @@ class Reconciler:
             executor = await self.executor_for(campaign)
         except (ValidationError, UnsupportedExecutor):
             return 0
-        book = TrialBook()
-        for item in await self.client.list_trials(namespace, name):
-            book.put(item)
+        book = await self._observe(namespace, name)
         stopped = 0
         for trial in book.trials.values():
             if trial.status.state == TrialState.RUNNING:

@@ -1,0 +1,245 @@
+"""The full loop: real etcd + kube-apiserver, the operator as its own process, a real Ray head with
+token auth, and the real trainer training and reporting into Trial status through the Kubernetes
+API. A gate is judged on the metrics the trainer reported; the operator's /metrics is scraped."""
+
+from __future__ import annotations
+
+import base64
+import re
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from integration.operator.opkit import Kube, OperatorProcess, condition, wait_for
+from rig.controlplane import ControlPlane, free_port
+
+from .conftest import NOT_INHERITED, RayHead
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TEMPLATE = {
+    "task": "regression",
+    "epochs": 2,
+    "batchSize": 64,
+    "dataset": {"synthetic": {"samples": 256, "seed": 1}},
+    "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
+    "resources": {"cpu": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def kube(control_plane: ControlPlane) -> Kube:
+    return Kube(control_plane)
+
+
+@pytest.fixture(scope="module")
+def ns(control_plane: ControlPlane, kube: Kube, ray_head: RayHead) -> Iterator[str]:
+    name = f"e2e-{int(time.time())}"
+    kube.ok("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    secret = {
+        "metadata": {"name": "ray-token"},
+        "data": {"token": base64.b64encode(ray_head.token.encode()).decode()},
+    }
+    kube.ok("POST", f"/api/v1/namespaces/{name}/secrets", secret)
+    yield name
+    kube.call("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    metrics_port, liveness_port = free_port(), free_port()
+    kubeconfig = str(control_plane.kubeconfig_path)
+    env = {k: v for k, v in control_plane.env().items() if k not in NOT_INHERITED}
+    proc = OperatorProcess(
+        args=[
+            sys.executable,
+            "-m",
+            "campaign_operator.k8s.main",
+            "--kubeconfig",
+            kubeconfig,
+            "-n",
+            ns,
+            "--metrics-port",
+            str(metrics_port),
+            "--metrics-addr",
+            "127.0.0.1",
+            "--liveness",
+            f"http://127.0.0.1:{liveness_port}/healthz",
+            "--resync-seconds",
+            "5",
+            # The Ray head runs on this machine: trainers use this venv and reach the apiserver
+            # through the test kubeconfig (in a cluster: the image's python, the ServiceAccount).
+            "--trainer-python",
+            sys.executable,
+            "--trainer-env",
+            f"KUBECONFIG={kubeconfig}",
+        ],
+        env=env,
+        log_path=tmp_path_factory.mktemp("operator") / "operator.log",
+        metrics_port=metrics_port,
+        liveness_port=liveness_port,
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def campaign(name: str, ray_head: RayHead, phases: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "template": TEMPLATE,
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "executor": {
+                "kind": "rayjobs",
+                "address": ray_head.address,
+                "tokenSecretRef": {"name": "ray-token", "key": "token"},
+            },
+            "phases": phases,
+        },
+    }
+
+
+def series(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus series (labels in any order); fails if absent."""
+    for line in text.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', line[len(name) : line.find("}") + 1]))
+        if all(got.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no series {name}{labels} in /metrics")
+
+
+def test_two_phase_campaign_trains_for_real_and_succeeds(
+    kube: Kube, ns: str, operator: OperatorProcess, ray_head: RayHead
+) -> None:
+    phases = [
+        {
+            "name": "smoke",
+            "gate": {"expression": "phase.succeeded == 1 && phase.best.metrics.val_loss < 1000.0"},
+        },
+        {
+            "name": "full",
+            "dependsOn": ["smoke"],
+            "when": "phases.smoke.best.metrics.val_loss < 1000.0",
+            "sweep": {"grid": {"lr": [0.02, 0.005]}},
+            "epochs": 3,
+        },
+    ]
+    kube.create_campaign(ns, campaign("ok", ray_head, phases))
+    wait_for(
+        lambda: kube.state(ns, "ok") in ("Succeeded", "Failed"),
+        420,
+        f"campaign ok to finish\n{operator.log_tail()}\n{ray_head.diagnostics()}",
+        interval=1,
+    )
+    c = kube.campaign(ns, "ok")
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    assert c["status"]["trials"]["total"] == 3 and c["status"]["trials"]["succeeded"] == 3
+    smoke, full = c["status"]["phases"]
+    assert (smoke["state"], smoke["reason"], full["state"]) == ("Succeeded", "GatePassed", "Succeeded")
+    assert (smoke["counts"]["succeeded"], full["counts"]["succeeded"], full["counts"]["total"]) == (1, 2, 2)
+
+    trials = kube.trials(ns, "ok")
+    assert len(trials) == 3
+    for t in trials:
+        s = t["status"]
+        want_epochs = 2 if t["spec"]["phase"] == "smoke" else 3
+        # Written by the trainer's Kubernetes reporter: every epoch, then the outcome.
+        assert s["state"] == "Succeeded" and s["attempt"] == 1, s
+        assert s["epoch"] == want_epochs and [h["epoch"] for h in s["history"]] == list(
+            range(1, want_epochs + 1)
+        )
+        assert {"val_loss", "r2"} <= set(s["metrics"]), s["metrics"]
+        assert s["executorRef"]["kind"] == "RaySubmission"
+    # The gate saw the trainer's own numbers.
+    (smoke_trial,) = [t for t in trials if t["spec"]["phase"] == "smoke"]
+    reported = smoke_trial["status"]["best"]["metrics"]["val_loss"]
+    assert smoke["gate"]["passed"] is True
+    assert smoke["gate"]["values"]["best"]["metrics"]["val_loss"] == pytest.approx(reported)
+    assert smoke["best"]["trial"] == smoke_trial["metadata"]["name"]
+
+    # One Ray job per trial, named by the trial's deterministic job name, each succeeded.
+    def ours() -> dict[str, dict[str, object]]:
+        jobs = ray_head.jobs()
+        return {str(j["submission_id"]): j for j in jobs if str(j.get("submission_id", "")).startswith("ok-")}
+
+    assert sorted(ours()) == sorted(f"{t['metadata']['name']}-a1" for t in trials)
+    # The trainer reports its outcome before its driver process has exited.
+    wait_for(
+        lambda: {j["status"] for j in ours().values()} == {"SUCCEEDED"}, 60, f"Ray jobs SUCCEEDED: {ours()}"
+    )
+
+    text = operator.metrics()
+    assert (
+        series(text, "campaign_phase_trials", namespace=ns, campaign="ok", phase="full", state="Succeeded")
+        == 2
+    )
+    assert (
+        series(text, "campaign_phase_trials", namespace=ns, campaign="ok", phase="smoke", state="Failed") == 0
+    )
+    assert series(text, "campaign_phase_gate_passed", namespace=ns, campaign="ok", phase="smoke") == 1
+    assert series(
+        text, "campaign_phase_best_metric", campaign="ok", phase="smoke", metric="val_loss"
+    ) == pytest.approx(reported)
+    assert series(text, "campaign_trial_duration_seconds_count", campaign="ok", phase="full") == 2
+    assert series(text, "campaign_state", namespace=ns, campaign="ok", state="Succeeded") == 1
+    assert series(text, "campaign_reconcile_duration_seconds_count") > 0
+
+
+def test_a_phase_over_its_failure_threshold_fails_the_campaign(
+    kube: Kube, ns: str, operator: OperatorProcess, ray_head: RayHead
+) -> None:
+    phases = [
+        {
+            "name": "explore",
+            "sweep": {"seeds": {"count": 3}},
+            "maxParallelTrials": 1,  # one at a time: the first failure already decides (1/3 > 30%)
+            "failurePolicy": {"maxFailureRate": 0.3, "retries": 0},
+            # A real failure, decided by the trainer on its own metric after epoch 1.
+            "stopRules": [
+                {
+                    "metric": "val_loss",
+                    "comparison": ">",
+                    "threshold": -1.0,
+                    "action": "Fail",
+                    "reason": "LossAboveFloor",
+                }
+            ],
+        }
+    ]
+    kube.create_campaign(ns, campaign("bad", ray_head, phases))
+    wait_for(
+        lambda: kube.state(ns, "bad") in ("Succeeded", "Failed"),
+        300,
+        f"campaign bad to finish\n{operator.log_tail()}\n{ray_head.diagnostics()}",
+        interval=1,
+    )
+    c = kube.campaign(ns, "bad")
+    status = c["status"]
+    assert status["state"] == "Failed" and status["reason"] == "FailureThresholdExceeded", status
+    message = status["message"]
+    assert "phase explore" in message and "33.3%" in message and "30.0%" in message, message
+    failed = condition(c, "Failed")
+    assert (
+        failed is not None and failed["status"] == "True" and failed["reason"] == "FailureThresholdExceeded"
+    )
+    assert failed["message"] == message
+    states = sorted((t["status"]["state"], t["status"].get("reason")) for t in kube.trials(ns, "bad"))
+    assert states == [("Failed", "LossAboveFloor"), ("Stopped", "Cancelled"), ("Stopped", "Cancelled")]
+    assert len([j for j in ray_head.jobs() if str(j.get("submission_id", "")).startswith("bad-")]) == 1
+
+    text = operator.metrics()
+    rate = series(text, "campaign_phase_failure_rate", namespace=ns, campaign="bad", phase="explore")
+    assert rate == pytest.approx(1 / 3)
+    assert series(text, "campaign_phase_max_failure_rate", campaign="bad", phase="explore") == pytest.approx(
+        0.3
+    )
+    assert series(text, "campaign_phase_state", campaign="bad", phase="explore", state="Failed") == 1
+    assert "FailureThresholdExceeded" in {e["reason"] for e in kube.events(ns, "bad")}
