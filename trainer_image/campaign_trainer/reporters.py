@@ -158,9 +158,10 @@ def epoch_patch(
     """JSON merge patch for the status subresource after an epoch.
 
     ``history`` is sent whole (merge patch replaces lists), thinned to HISTORY_LIMIT entries.
+    No ``state``: the lifecycle belongs to the operator, and a late epoch report must not bring a
+    trial it has already stopped back to Running. Only the outcome carries a state.
     """
     status: dict[str, Any] = {
-        "state": "Running",
         "epoch": epoch,
         "metrics": finite_metrics(metrics),
         "history": bounded_history(history, HISTORY_LIMIT),

@@ -114,7 +114,6 @@ def test_epoch_patch_continues_existing_history(
     assert patch3.headers["Authorization"] == "Bearer tok-123"
     assert patch3.body == {
         "status": {
-            "state": "Running",
             "epoch": 3,
             "metrics": {"loss": 0.3},
             "history": [
@@ -179,7 +178,8 @@ def test_run_trial_patches_every_epoch_then_the_outcome(
     doc["metadata"]["namespace"] = "team-a"
     out = run_trial(doc, rep)
     methods = [(r.method, (r.body or {}).get("status", {}).get("state")) for r in state.requests]
-    assert methods == [("GET", None), ("PATCH", "Running"), ("PATCH", "Running"), ("PATCH", "Succeeded")]
+    # Epoch reports carry no state (the operator owns the lifecycle); only the outcome does.
+    assert methods == [("GET", None), ("PATCH", None), ("PATCH", None), ("PATCH", "Succeeded")]
     final = state.requests[-1].body["status"]
     assert final == outcome_patch(out)["status"]
     assert final["epoch"] == 2 and [h["epoch"] for h in final["history"]] == [1, 2]
