@@ -174,34 +174,29 @@ class _Planner:
         first_action = len(self.work.actions)
         for point in expand(phase):
             trial = self.observed.get(trial_name(name, phase.name, point.params))
-            if trial is None:
-                trial = build_trial(self.campaign, phase, point, promoted)
-                try:
+            try:
+                if trial is None:
+                    trial = build_trial(self.campaign, phase, point, promoted)
                     skip = skip_reason(phase, index, trial.spec.parameters)
-                except ExpressionError as e:
-                    # A rule that compiles but cannot run over these parameters (a missing key):
-                    # the phase fails as with a broken `when` or gate; nothing of it is created.
-                    del self.work.actions[first_action:]
-                    return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
-                if skip is not None:
-                    trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
-                self.work.actions.append(CreateTrial(trial))
-                created += 1
-            elif trial.status.state == TrialState.PENDING and trial.status.attempt == 0 and phase.skip_when:
-                # Created, but its Skipped status never landed (the shell died between the create
-                # and the status write): decide the skip again instead of launching it.
-                try:
+                    if skip is not None:
+                        trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
+                    self.work.actions.append(CreateTrial(trial))
+                    created += 1
+                elif (
+                    trial.status.state == TrialState.PENDING and trial.status.attempt == 0 and phase.skip_when
+                ):
+                    # Created, but its Skipped status never landed (the shell died between the create
+                    # and the status write): decide the skip again instead of launching it.
                     skip = skip_reason(phase, index, trial.spec.parameters)
-                except ExpressionError as e:
-                    del self.work.actions[first_action:]
-                    return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
-                if skip is not None:
-                    self.work.actions.append(FinishTrial(trial.name, TrialState.SKIPPED, *skip, False))
-                    trial = trial.model_copy(
-                        update={
-                            "status": TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
-                        }
-                    )
+                    if skip is not None:
+                        self.work.actions.append(FinishTrial(trial.name, TrialState.SKIPPED, *skip, False))
+                        skipped = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
+                        trial = trial.model_copy(update={"status": skipped})
+            except ExpressionError as e:
+                # A rule that compiles but cannot run over these parameters (a missing key):
+                # the phase fails as with a broken `when` or gate; nothing of it is created.
+                del self.work.actions[first_action:]
+                return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
             trials.append(trial)
             counts.total += 1
             state = trial.status.state

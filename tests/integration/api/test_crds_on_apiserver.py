@@ -11,25 +11,15 @@ from typing import Any
 import pytest
 
 from campaign_operator.api.manifest import parse_manifests
+from invalid_corpus import FILES as CORPUS
+from invalid_corpus import header
 from rig.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-CORPUS = sorted((REPO / "tests" / "data" / "invalid").glob("*.yaml"))
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 CAMPAIGNS = "/apis/training.campaign-operator.io/v1alpha1/namespaces/default/trainingcampaigns"
-
-
-def header(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        key, _, value = line[1:].strip().partition(":")
-        if key in ("expect", "layer", "apiserver-expect"):
-            out[key] = value.strip()
-    return out
 
 
 def dry_run_create(cp: ControlPlane, doc: dict[str, Any]) -> tuple[int, str]:

@@ -8,36 +8,24 @@ Failed condition with reason InvalidSpec. Either way the operator keeps serving 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from campaign_operator.api import API_VERSION
+from invalid_corpus import CORPUS, FILES, header
 
 from .opkit import FakeKubeRay, Kube, condition, wait_for
 
 pytestmark = pytest.mark.integration
-
-CORPUS = Path(__file__).resolve().parents[2] / "data" / "invalid"
-
-
-def header(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        key, _, value = line[1:].strip().partition(":")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def semantic_corpus() -> dict[str, tuple[dict[str, Any], str]]:
     """The shared corpus's `layer: semantic` files: valid to the apiserver, invalid to the operator.
     (The schema/rule layers are the apiserver's: tests/integration/api/test_crds_on_apiserver.py.)"""
     cases = {}
-    for path in sorted(CORPUS.glob("*.yaml")):
+    for path in FILES:
         h = header(path)
         if h.get("layer") == "semantic":
             (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d]

@@ -9,23 +9,12 @@ import pytest
 
 from campaign_operator.api import API_VERSION, SpecError
 from campaign_operator.api.manifest import load_campaign, parse_manifests
+from invalid_corpus import FILES, header
 
 pytestmark = pytest.mark.unit
 
-CORPUS = Path(__file__).resolve().parents[2] / "data" / "invalid"
-FILES = sorted(CORPUS.glob("*.yaml"))
 # A problem starts with the path of the field it is about, e.g. spec.phases[1].failurePolicy.retries.
 FIELD_PATH = re.compile(r"^(metadata|spec)(\.[A-Za-z0-9_-]+|\[\d+\])*: ")
-
-
-def _headers(path: Path) -> dict[str, str]:
-    headers = {}
-    for line in path.read_text().splitlines():
-        m = re.match(r"^# (expect|layer): (.+)$", line)
-        if not m:
-            break
-        headers[m.group(1)] = m.group(2)
-    return headers
 
 
 def test_the_corpus_is_large_enough() -> None:
@@ -34,7 +23,7 @@ def test_the_corpus_is_large_enough() -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_rejected_with_a_message_naming_the_field(path: Path) -> None:
-    headers = _headers(path)
+    headers = header(path)
     assert path.read_text().startswith("# expect: "), "the first line must be `# expect: <substring>`"
     assert headers.get("layer") in ("schema", "rule", "semantic")
     [doc] = parse_manifests(path.read_text())
