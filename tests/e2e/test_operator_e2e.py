@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from integration.operator.opkit import Kube, OperatorProcess, condition, wait_for
+from integration.k8s.opkit import Kube, OperatorProcess, condition, wait_for
 from rig.controlplane import ControlPlane, free_port
 
 from .conftest import NOT_INHERITED, RayHead
