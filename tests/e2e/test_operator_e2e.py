@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from integration.k8s.opkit import Kube, OperatorProcess, condition, wait_for
+from integration.k8s.opkit import Kube, OperatorProcess, condition, operator_args, wait_for
 from rig.controlplane import ControlPlane, free_port
 
 from .conftest import NOT_INHERITED, RayHead
@@ -63,21 +63,7 @@ def operator(
     env = {k: v for k, v in control_plane.env().items() if k not in NOT_INHERITED}
     proc = OperatorProcess(
         args=[
-            sys.executable,
-            "-m",
-            "campaign_operator.k8s.main",
-            "--kubeconfig",
-            kubeconfig,
-            "-n",
-            ns,
-            "--metrics-port",
-            str(metrics_port),
-            "--metrics-addr",
-            "127.0.0.1",
-            "--liveness",
-            f"http://127.0.0.1:{liveness_port}/healthz",
-            "--resync-seconds",
-            "5",
+            *operator_args(kubeconfig, ns, metrics_port, liveness_port),
             # The Ray head runs on this machine: trainers use this venv and reach the apiserver
             # through the test kubeconfig (in a cluster: the image's python, the ServiceAccount).
             "--trainer-python",

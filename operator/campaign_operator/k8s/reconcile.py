@@ -169,12 +169,7 @@ class Reconciler:
         if old.get("reason") == "InvalidSpec" and old.get("message") == message:
             return
         now, gen = self.now(), meta.get("generation")
-        conds: list[Condition] = []
-        for c in old.get("conditions") or []:
-            try:
-                conds.append(Condition.model_validate(c))
-            except ValidationError:
-                continue
+        conds = _stored_conditions(old)
         for type_, status in (
             ("Failed", ConditionStatus.TRUE),
             ("Progressing", ConditionStatus.FALSE),
@@ -202,12 +197,7 @@ class Reconciler:
         message = f"{type(error).__name__}: {error}"[:2000]
         metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
         old = body.get("status") or {}
-        conds: list[Condition] = []
-        for c in old.get("conditions") or []:
-            try:
-                conds.append(Condition.model_validate(c))
-            except ValidationError:
-                continue
+        conds = _stored_conditions(old)
         previous = next((c for c in conds if c.type == RECONCILE_ERROR), None)
         if previous is not None and previous.status == ConditionStatus.TRUE and previous.message == message:
             return  # already reported; don't flood Events
@@ -248,3 +238,14 @@ class Reconciler:
                 stopped += 1
         metrics.forget_campaign(namespace, name)
         return stopped
+
+
+def _stored_conditions(status: dict[str, Any]) -> list[Condition]:
+    """The conditions already on a campaign, skipping any that are not metav1.Condition-shaped."""
+    conds: list[Condition] = []
+    for c in status.get("conditions") or []:
+        try:
+            conds.append(Condition.model_validate(c))
+        except ValidationError:
+            continue
+    return conds

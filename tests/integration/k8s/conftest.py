@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from rig.controlplane import ControlPlane, free_port
 
-from .opkit import Kube, OperatorProcess
+from .opkit import Kube, OperatorProcess, operator_args
 
 
 @pytest.fixture(scope="session")
@@ -28,21 +27,7 @@ def operator_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Ca
     ) -> OperatorProcess:
         metrics_port, liveness_port = free_port(), free_port()
         args = [
-            sys.executable,
-            "-m",
-            "campaign_operator.k8s.main",
-            "--kubeconfig",
-            str(control_plane.kubeconfig_path),
-            "-n",
-            namespace,
-            "--metrics-port",
-            str(metrics_port),
-            "--metrics-addr",
-            "127.0.0.1",
-            "--liveness",
-            f"http://127.0.0.1:{liveness_port}/healthz",
-            "--resync-seconds",
-            "5",
+            *operator_args(control_plane.kubeconfig_path, namespace, metrics_port, liveness_port),
             *extra,
         ]
         proc = OperatorProcess(

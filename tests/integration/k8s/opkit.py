@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,27 @@ class Kube:
 def condition(campaign: dict[str, Any], type_: str) -> dict[str, Any] | None:
     conds = (campaign.get("status") or {}).get("conditions") or []
     return next((c for c in conds if c["type"] == type_), None)
+
+
+def operator_args(kubeconfig: Path | str, namespace: str, metrics_port: int, liveness_port: int) -> list[str]:
+    """How the tests start `campaign-operator`: one namespace, loopback ports, a 5 s resync."""
+    return [
+        sys.executable,
+        "-m",
+        "campaign_operator.k8s.main",
+        "--kubeconfig",
+        str(kubeconfig),
+        "-n",
+        namespace,
+        "--metrics-port",
+        str(metrics_port),
+        "--metrics-addr",
+        "127.0.0.1",
+        "--liveness",
+        f"http://127.0.0.1:{liveness_port}/healthz",
+        "--resync-seconds",
+        "5",
+    ]
 
 
 @dataclass
