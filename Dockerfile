@@ -2,14 +2,13 @@
 # Build: docker build -t campaign-operator:0.1.0 .
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN pip install --no-cache-dir uv
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml README.md ./
+COPY requirements/operator.lock ./requirements/
 COPY operator ./operator
 COPY trainer_image ./trainer_image
-# Exactly the locked versions of the operator's dependencies, then the package itself.
-RUN uv export --frozen --no-dev --no-hashes --extra operator --no-emit-project > /tmp/requirements.txt \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
+# Exactly the locked (hash-checked) versions of the operator's dependencies, then the package itself.
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements/operator.lock \
  && /opt/venv/bin/pip install --no-cache-dir --no-deps .
 
 FROM python:3.11-slim

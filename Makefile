@@ -6,25 +6,36 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: tools setup uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries
+.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
 
-# Installs the locked environment (no resolution: uv.lock is the truth).
+# Installs the locked environment: exact versions and hashes from requirements/dev.lock (no resolution),
+# then this project itself (editable). `make lock` re-resolves after a pyproject.toml change.
+VENV_BIN := .venv/bin
 setup: uv .venv/.synced
-.venv/.synced: pyproject.toml uv.lock
-	$(UV) sync --all-extras --frozen
+.venv/.synced: pyproject.toml requirements/dev.lock
+	@test -x $(PY) || $(UV) venv --quiet --python 3.11 .venv
+	$(UV) pip sync --quiet --python $(PY) requirements/dev.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $@
+
+LOCK := $(UV) pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--generate-hashes --no-header --no-annotate --quiet
+lock: uv
+	$(LOCK) --all-extras --group dev -o requirements/dev.lock
+	$(LOCK) --extra operator -c requirements/dev.lock -o requirements/operator.lock
+	$(LOCK) --extra trainer -c requirements/dev.lock -o requirements/trainer.lock
 
 LINT_DIRS := $(wildcard operator trainer_image tests bench)
 
 lint: setup
-	$(UV) run --frozen ruff check $(LINT_DIRS)
-	$(UV) run --frozen ruff format --check $(LINT_DIRS)
+	$(VENV_BIN)/ruff check $(LINT_DIRS)
+	$(VENV_BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: setup
-	$(UV) run --frozen mypy --strict operator/campaign_operator/api operator/campaign_operator/planner \
+	$(VENV_BIN)/mypy --strict operator/campaign_operator/api operator/campaign_operator/planner \
 		operator/campaign_operator/embedded operator/campaign_operator/executors operator/campaign_operator/report \
 		operator/campaign_operator/k8s operator/campaign_operator/metrics.py
 
@@ -44,15 +55,15 @@ tools:
 	./hack/install-tools.sh
 
 test: setup cluster-binaries tools lint typecheck
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(VENV_BIN)/pytest $(PYTEST_ARGS)
 
 unit: setup
-	$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
+	$(VENV_BIN)/pytest -m unit $(PYTEST_ARGS)
 
 # Operator vs a plain client loop creating a 2,000-trial campaign (ratio), and the operator's peak
 # RSS holding a 10,000-trial campaign, on the rig's real apiserver. Figures: bench/README.md.
 bench-operator: setup cluster-binaries
-	$(UV) run --frozen python bench/operator_create.py $(BENCH_ARGS)
+	$(PY) bench/operator_create.py $(BENCH_ARGS)
 
 # The demo runs from scratch every time (its state dir is reset): a 3-phase campaign on an
 # embedded local Ray, then the HTML report. `campaign status --state $(DEMO_STATE)` watches it
@@ -60,16 +71,16 @@ bench-operator: setup cluster-binaries
 DEMO_STATE ?= .campaign/demo
 demo: setup
 	rm -rf $(DEMO_STATE)
-	$(UV) run --frozen campaign run examples/demo.yaml --state $(DEMO_STATE)
-	$(UV) run --frozen campaign report --state $(DEMO_STATE) -o $(DEMO_STATE)/report.html
+	$(VENV_BIN)/campaign run examples/demo.yaml --state $(DEMO_STATE)
+	$(VENV_BIN)/campaign report --state $(DEMO_STATE) -o $(DEMO_STATE)/report.html
 	@echo "demo report: $$(cd $(DEMO_STATE) && pwd)/report.html (results: campaign results --state $(DEMO_STATE))"
 
 plan-demo: setup
-	$(UV) run --frozen campaign plan examples/demo.yaml
+	$(VENV_BIN)/campaign plan examples/demo.yaml
 
 # Embedded campaign vs Ray Tune on the same 24 trials; prints the wall-time ratio (target <= 1.10).
 bench: setup
-	$(UV) run --frozen python bench/embedded_vs_tune.py --repeat 2
+	$(PY) bench/embedded_vs_tune.py --repeat 2
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@
 
 Campaigns are suspended, so both measure the operator's own work (no jobs are launched).
 
-    uv run --frozen python bench/operator_create.py [--trials 2000] [--hold-trials 10000]
+    .venv/bin/python bench/operator_create.py [--trials 2000] [--hold-trials 10000]
 """
 
 from __future__ import annotations
