@@ -17,20 +17,16 @@ def failure_rate(failed: int, total: int, skipped: int) -> float:
 
 
 def exceeds(failed: int, total: int, skipped: int, max_failure_rate: float) -> bool:
-    """True when failed / (total - skipped) is above the threshold (the final-rate rule)."""
+    """True when failed / (total - skipped) is above the threshold.
+
+    The final-rate rule, and also fail-fast's test on the failures so far: failures never go away
+    and skips are decided when trials are created, so once the failures alone exceed the threshold
+    the final rate must too.
+    """
     denominator = total - skipped
     if denominator <= 0:
         return False
     return Fraction(failed, denominator) > _threshold(max_failure_rate)
-
-
-def cannot_meet(failed: int, total: int, skipped: int, max_failure_rate: float) -> bool:
-    """Fail-fast: the threshold is already lost whatever the remaining trials do.
-
-    Failures never go away and skips are decided when trials are created, so once the failures
-    alone exceed the threshold the final-rate rule must fail too.
-    """
-    return exceeds(failed, total, skipped, max_failure_rate)
 
 
 def max_failures_allowed(total: int, skipped: int, max_failure_rate: float) -> int:
