@@ -1,15 +1,108 @@
-"""User-written CEL (`when`, `gate`, `skipWhen`): compiled once, evaluated over plain data."""
+"""User-written CEL (`when`, `gate`, `skipWhen`): compiled once, evaluated over plain data.
+
+Numbers compare across int, uint and double, as the CEL spec's heterogeneous numeric comparison
+(and cel-go, which the apiserver runs) have it: `1 < 1.5`, `100 > 1.0` and `1 == 1.0` hold. This
+matters beyond style: the apiserver stores a float written `1.0` as the integer `1`, so without it
+a manifest that `campaign validate` accepts fails on a cluster. Arithmetic stays strictly typed.
+"""
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import celpy
+import celpy.celtypes as ct
 from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
-from celpy.evaluation import CELEvalError
+from celpy.evaluation import CELEvalError, base_functions
+
+_NUMBERS = (ct.IntType, ct.UintType, ct.DoubleType)
+
+
+def _numbers(a: Any, b: Any) -> bool:
+    """Both operands are CEL numbers, of different types (CEL's bool is no number)."""
+    return type(a) is not type(b) and isinstance(a, _NUMBERS) and isinstance(b, _NUMBERS)
+
+
+def _bool_and_number(a: Any, b: Any) -> bool:
+    return isinstance(a, ct.BoolType) and isinstance(b, _NUMBERS)
+
+
+def _plain(x: Any) -> int | float:
+    # Python compares int with float exactly (no rounding of large ints), which is what CEL asks.
+    return float(x) if isinstance(x, ct.DoubleType) else int(x)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """CEL equality with numbers compared by value, also inside lists and maps."""
+    if _numbers(a, b):
+        return _plain(a) == _plain(b)
+    if _bool_and_number(a, b) or _bool_and_number(b, a):
+        # cel-python answers `true == 1` with True (and `1 == true` with an error): no overload, as CEL says.
+        raise TypeError(f"no such overload: {a!r} == {b!r}")
+    if isinstance(a, ct.ListType) and isinstance(b, ct.ListType):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, ct.MapType) and isinstance(b, ct.MapType):
+        return len(a) == len(b) and all(
+            any(_equal(k, j) and _equal(v, b[j]) for j in b) for k, v in a.items()
+        )
+    return bool(a == b)  # cel-python's own rules, type errors included
+
+
+def _error(*operands: Any) -> CELEvalError | None:
+    """An operand that is already an error: CEL passes it on."""
+    return next((x for x in operands if isinstance(x, CELEvalError)), None)
+
+
+def _comparison(
+    compare: Callable[[Any, Any], bool], typed: Callable[[Any, Any], Any]
+) -> Callable[[Any, Any], Any]:
+    def apply(a: Any, b: Any) -> Any:
+        if _error(a, b) is not None or not _numbers(a, b):
+            return typed(a, b)
+        return ct.BoolType(compare(_plain(a), _plain(b)))
+
+    return apply
+
+
+def _in(item: Any, container: Any) -> Any:
+    """`in` for lists (elements) and maps (keys), numbers compared by value; a type error is the
+    result only when nothing matched, as in cel-python's own operator."""
+    error: Any = _error(item, container)
+    if error is not None:
+        return error
+    error = ct.BoolType(False)
+    for candidate in container:
+        try:
+            if _equal(candidate, item):
+                return ct.BoolType(True)
+        except TypeError as e:
+            error = CELEvalError("no such overload", e.__class__, e.args)
+    return error
+
+
+def _equality(negate: bool) -> Callable[[Any, Any], Any]:
+    def apply(a: Any, b: Any) -> Any:
+        error = _error(a, b)
+        return error if error is not None else ct.BoolType(_equal(a, b) != negate)
+
+    return apply
+
+
+NUMERIC_FUNCTIONS: dict[str, Any] = {
+    "_<_": _comparison(operator.lt, base_functions["_<_"]),
+    "_<=_": _comparison(operator.le, base_functions["_<=_"]),
+    "_>_": _comparison(operator.gt, base_functions["_>_"]),
+    "_>=_": _comparison(operator.ge, base_functions["_>=_"]),
+    "_==_": _equality(negate=False),
+    "_!=_": _equality(negate=True),
+    "_in_": _in,
+}
+"""cel-python's operators with CEL's cross-type numeric comparison; every other case is theirs."""
 
 
 class ExpressionError(ValueError):
@@ -24,7 +117,9 @@ class ExpressionError(ValueError):
 
 def _hint(problem: str) -> str:
     if "IntType" in problem and "DoubleType" in problem:
-        return f"{problem} (CEL does not mix int and double: write 0.0 rather than 0)"
+        return (
+            f"{problem} (CEL arithmetic does not mix int and double: write 2.0 rather than 2, or double(x))"
+        )
     return problem
 
 
@@ -74,7 +169,7 @@ def compile_expression(field: str, source: str) -> Expression:
     env = celpy.Environment()
     try:
         ast = env.compile(source)
-        program = env.program(ast)
+        program = env.program(ast, functions=NUMERIC_FUNCTIONS)
     except CELParseError as e:
         raise ExpressionError(field, source, _syntax_problem(source, e)) from None
     return Expression(field, source, program)
