@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rig.controlplane import ControlPlane
+from rig.versions import kuberay_crds, kuberay_version
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
@@ -17,11 +18,14 @@ OUR_CRDS = REPO_ROOT / "crds"
 
 
 def crd_files() -> list[Path]:
-    """Third-party CRDs (KubeRay, prometheus-operator) from ../shared/crds, then ours from crds/."""
-    shared = sorted(SHARED_CRDS.glob("*.yaml"))
-    if not shared:
-        pytest.fail(f"no CRDs in {SHARED_CRDS}: ../shared must sit beside the repo", pytrace=False)
-    return shared + sorted(OUR_CRDS.glob("*.yaml"))
+    """The KubeRay release's own CRDs (the one the rig runs: the newest supported), prometheus-operator's
+    from ../shared/crds, then ours from crds/."""
+    monitoring = sorted(SHARED_CRDS.glob("monitoring.coreos.com_*.yaml"))
+    if not monitoring:
+        pytest.fail(
+            f"no prometheus-operator CRDs in {SHARED_CRDS}: ../shared must sit beside the repo", pytrace=False
+        )
+    return kuberay_crds(kuberay_version()) + monitoring + sorted(OUR_CRDS.glob("*.yaml"))
 
 
 @pytest.fixture(scope="session")
