@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl) from published Go modules with the machine's Go toolchain, and caches
+# Builds a local Kubernetes (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+# and the node's kubelet and kube-proxy) from published Go modules with the machine's Go toolchain, and caches
 # the binaries outside the repo. See docs/control-plane.md for the recipe and the gotchas.
 #
 # stdout: exactly one line, the directory holding the binaries (progress goes to stderr).
@@ -22,7 +22,7 @@ CACHE_ROOT="${CAMPAIGN_CACHE:-$HOME/.cache/campaign-operator}"
 ROOT="$CACHE_ROOT/k8s/${K8S_VERSION}-etcd${ETCD_VERSION}"
 BIN="$ROOT/bin"
 STAMP="$BIN/.stamp"
-K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 ALL_BINS=(etcd "${K8S_CMDS[@]}")
 # k8s.io/kubernetes requires these 31 staging modules at v0.0.0 and replaces them with ./staging/...
 STAGING=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider

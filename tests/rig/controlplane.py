@@ -82,6 +82,8 @@ class Binaries:
     kubectl: Path | None
     kube_controller_manager: Path | None
     kube_scheduler: Path | None
+    kubelet: Path | None = None
+    kube_proxy: Path | None = None
 
 
 def _binaries_in(bin_dir: Path) -> Binaries | None:
@@ -102,6 +104,8 @@ def _binaries_in(bin_dir: Path) -> Binaries | None:
         kubectl=kubectl,
         kube_controller_manager=exe("kube-controller-manager"),
         kube_scheduler=exe("kube-scheduler"),
+        kubelet=exe("kubelet"),
+        kube_proxy=exe("kube-proxy"),
     )
 
 
@@ -298,6 +302,8 @@ class ControlPlane:
         controller_manager: bool = True,
         controllers: Sequence[str] = DEFAULT_CONTROLLERS,
         extra_apiserver_args: Sequence[str] = (),
+        node_ip: str | None = None,
+        work_root: Path | None = None,
         start_timeout: float = 90.0,
         keep_work_dir: bool = False,
     ) -> None:
@@ -305,6 +311,11 @@ class ControlPlane:
         self.want_controller_manager = controller_manager
         self.controllers = tuple(controllers)
         self.extra_apiserver_args = tuple(extra_apiserver_args)
+        self.node_ip = node_ip
+        self.work_root = work_root  # where the temporary work dir goes (default: the system's temp dir)
+        """Set for a cluster with a node (rig.cluster): the apiserver listens on all addresses and
+        advertises this one (pods reach it through the `kubernetes` Service), Node authorization and
+        the ServiceAccount and NodeRestriction admission plugins are on, the scheduler runs."""
         self.start_timeout = start_timeout
         self.keep_work_dir = keep_work_dir or bool(os.environ.get("CAMPAIGN_KEEP_CONTROL_PLANE"))
         self._procs: list[_Proc] = []
@@ -373,7 +384,9 @@ class ControlPlane:
         return self
 
     def _start_once(self, binaries: Binaries) -> None:
-        self._work_dir = Path(tempfile.mkdtemp(prefix="campaign-cp-"))
+        if self.work_root is not None:
+            self.work_root.mkdir(parents=True, exist_ok=True)
+        self._work_dir = Path(tempfile.mkdtemp(prefix="campaign-cp-", dir=self.work_root))
         try:
             self._write_pki()
             self._start_etcd()
@@ -559,6 +572,7 @@ class ControlPlane:
                 "kubernetes.default",
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
+                *([self.node_ip] if self.node_ip else []),
             ],
         )
         client_ca = CertificateAuthority.create("campaign-rig-client-ca", pki / "client-ca.crt")
@@ -567,6 +581,13 @@ class ControlPlane:
             pki / "admin.crt",
             pki / "admin.key",
             common_name="admin",
+            organizations=["system:masters"],
+            client=True,
+        )
+        client_ca.issue(
+            pki / "apiserver-kubelet-client.crt",
+            pki / "apiserver-kubelet-client.key",
+            common_name="kube-apiserver-kubelet-client",
             organizations=["system:masters"],
             client=True,
         )
@@ -601,7 +622,7 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)
 
-    def _spawn(self, name: str, args: Sequence[str]) -> _Proc:
+    def _spawn(self, name: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> _Proc:
         log_path = self.log_path(name)
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
@@ -610,6 +631,7 @@ class ControlPlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.work_dir,
+                env={**os.environ, **env} if env else None,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         proc = _Proc(name=name, popen=popen, log_path=log_path)
@@ -675,11 +697,9 @@ class ControlPlane:
             f"--etcd-servers={self.etcd_url}",
             f"--cert-dir={self.work_dir / 'apiserver-certs'}",
             f"--secure-port={port}",
-            "--bind-address=127.0.0.1",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount",
-            "--authorization-mode=RBAC",
+            *self._node_args(),
             f"--client-ca-file={pki / 'client-ca.crt'}",
             f"--service-account-issuer={self._server}/",
             f"--service-account-key-file={pki / 'sa.pub'}",
@@ -694,6 +714,78 @@ class ControlPlane:
             return r.status_code == 200, f"{r.status_code} {r.text[-2000:]}"
 
         self._wait_until(proc, "kube-apiserver /readyz", ready)
+
+    def _node_args(self) -> list[str]:
+        if self.node_ip is None:  # no kubelet: no pods, so no ServiceAccount tokens to mount
+            return [
+                "--bind-address=127.0.0.1",
+                "--disable-admission-plugins=ServiceAccount",
+                "--authorization-mode=RBAC",
+            ]
+        pki = self._pki()
+        return [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={self.node_ip}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            # `kubectl logs/exec` and the kubelet's webhook authn: the apiserver as a kubelet client.
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    def component_kubeconfig(self, name: str, common_name: str, organizations: Sequence[str] = ()) -> Path:
+        """A kubeconfig for a cluster component with its own client certificate (CN=common_name)."""
+        pki = self._pki()
+        crt, key = pki / f"{name}.crt", pki / f"{name}.key"
+        if not crt.exists():
+            self._client_ca().issue(
+                crt, key, common_name=common_name, organizations=organizations, client=True
+            )
+        path = self.work_dir / f"{name}.kubeconfig"
+        self._write_kubeconfig(path, common_name, crt, key)
+        return path
+
+    def issue_serving_cert(self, name: str, server_names: Sequence[str]) -> tuple[Path, Path]:
+        """A serving certificate signed by the cluster CA (the one in every pod's kube-root-ca.crt)."""
+        pki = self._pki()
+        key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        ca = CertificateAuthority(
+            cert=x509.load_pem_x509_certificate(self.ca_path.read_bytes()), key=key, cert_path=self.ca_path
+        )
+        crt, key_path = pki / f"{name}.crt", pki / f"{name}.key"
+        ca.issue(crt, key_path, common_name=name, server_names=server_names)
+        return crt, key_path
+
+    def start_scheduler(self) -> None:
+        assert self.binaries is not None and self.binaries.kube_scheduler is not None
+        kc = self.component_kubeconfig("kube-scheduler", "system:kube-scheduler")
+        port = free_port()
+        proc = self._spawn(
+            "kube-scheduler",
+            [
+                str(self.binaries.kube_scheduler),
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                "--leader-elect=false",
+            ],
+        )
+        self._wait_healthz(proc, port)
+
+    def _wait_healthz(self, proc: _Proc, port: int) -> None:
+        url = f"https://127.0.0.1:{port}/healthz"
+
+        def healthy() -> tuple[bool, str]:
+            with _local_session() as s, warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                r = s.get(url, verify=False, timeout=2)  # its serving cert is self-signed
+            return r.status_code == 200, f"{r.status_code} {r.text[-2000:]}"
+
+        self._wait_until(proc, f"{proc.name} /healthz", healthy)
 
     def _start_controller_manager(self) -> None:
         assert self.binaries is not None and self.binaries.kube_controller_manager is not None
@@ -725,15 +817,7 @@ class ControlPlane:
                 f"--root-ca-file={self.ca_path}",
             ],
         )
-        url = f"https://127.0.0.1:{port}/healthz"
-
-        def healthy() -> tuple[bool, str]:
-            with _local_session() as s, warnings.catch_warnings():
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                r = s.get(url, verify=False, timeout=2)  # its serving cert is self-signed
-            return r.status_code == 200, f"{r.status_code} {r.text[-2000:]}"
-
-        self._wait_until(proc, "kube-controller-manager /healthz", healthy)
+        self._wait_healthz(proc, port)
 
     def _failure_report(self) -> str:
         parts = ["control plane failed to start; component logs follow"]
