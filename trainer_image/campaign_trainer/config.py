@@ -7,6 +7,7 @@ trainer needs into a small frozen dataclass that pickles cheaply into Ray worker
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,6 @@ class TrialConfig:
     stop_rules: tuple[StopRule, ...] = ()
     early_stopping: EarlyStopping | None = None
     checkpoint: CheckpointSpec = CheckpointSpec()
-    attempt: int = 1
     campaign: str | None = None
     phase: str | None = None
 
@@ -56,19 +56,26 @@ class TrialConfig:
         return int(self.parameters.get("seed", 0))
 
 
+def _load_text(text: str) -> Any:
+    # JSON first: PyYAML reads JSON's `1e-05` (no dot) as the string "1e-05", not a number.
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.safe_load(text)
+
+
 def _to_mapping(trial: Any) -> Mapping[str, Any]:
     if isinstance(trial, Mapping):
         return trial
     if isinstance(trial, str | bytes):
-        text = trial.decode() if isinstance(trial, bytes) else trial
-        loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+        loaded = _load_text(trial.decode() if isinstance(trial, bytes) else trial)
         if not isinstance(loaded, Mapping):
             raise ValueError("trial document is not a mapping")
         return loaded
     raise TypeError(f"cannot read a trial from {type(trial).__name__}")
 
 
-def _from_spec(spec: TrialSpec, name: str, namespace: str, attempt: int) -> TrialConfig:
+def _from_spec(spec: TrialSpec, name: str, namespace: str) -> TrialConfig:
     return TrialConfig(
         name=name,
         namespace=namespace,
@@ -84,8 +91,6 @@ def _from_spec(spec: TrialSpec, name: str, namespace: str, attempt: int) -> Tria
         stop_rules=tuple(spec.stop_rules),
         early_stopping=spec.early_stopping,
         checkpoint=CheckpointSpec(spec.checkpoint.uri, spec.checkpoint.every_epochs, spec.checkpoint.keep),
-        # status.attempt counts attempts started; a trainer that runs is at least attempt 1.
-        attempt=max(1, attempt),
         campaign=spec.campaign,
         phase=spec.phase,
     )
@@ -96,7 +101,7 @@ def parse_trial(trial: Any) -> TrialConfig:
     if isinstance(trial, Trial):
         model = trial
     elif isinstance(trial, TrialSpec):
-        return _from_spec(trial, "trial", "default", 1)
+        return _from_spec(trial, "trial", "default")
     else:
         doc = dict(_to_mapping(trial))
         if "spec" not in doc:
@@ -104,11 +109,9 @@ def parse_trial(trial: Any) -> TrialConfig:
             # a trial in the cluster; defaults let a spec run on its own. `name` may ride along.
             name = str(doc.pop("name", "trial"))
             spec_doc = {"campaign": "adhoc", "phase": "adhoc", **doc}
-            return _from_spec(TrialSpec.model_validate(spec_doc), name, "default", 1)
+            return _from_spec(TrialSpec.model_validate(spec_doc), name, "default")
         model = Trial.model_validate(doc)
-    return _from_spec(
-        model.spec, model.metadata.name, model.metadata.namespace or "default", model.status.attempt
-    )
+    return _from_spec(model.spec, model.metadata.name, model.metadata.namespace or "default")
 
 
 def best_effort_name(trial: Any) -> str:

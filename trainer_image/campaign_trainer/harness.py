@@ -33,7 +33,7 @@ from campaign_trainer import checkpoints, stoprules
 from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
 from campaign_trainer.metrics import scalar_metrics
 from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, error_message, failure, now_rfc3339
-from campaign_trainer.reporters import Reporter
+from campaign_trainer.reporters import Reporter, ReportFailed
 from campaign_trainer.resources import choose_precision, scaling_kwargs
 from campaign_trainer.tasks import TaskConfig, resolve_task
 
@@ -211,8 +211,11 @@ def _lightning_trainer(cfg: TrialConfig, callback: CampaignCallback, distributed
     if distributed:
         from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
 
-        kwargs.update(devices="auto", strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()])
-        return prepare_trainer(pl.Trainer(**kwargs))
+        # ray.train.lightning is untyped: its strategy objects and prepare_trainer come back as Any.
+        strategy, environment = RayDDPStrategy(), RayLightningEnvironment()  # type: ignore[no-untyped-call]
+        kwargs.update(devices="auto", strategy=strategy, plugins=[environment])
+        prepared: pl.Trainer = prepare_trainer(pl.Trainer(**kwargs))
+        return prepared
     kwargs["devices"] = 1
     return pl.Trainer(**kwargs)
 
@@ -228,7 +231,6 @@ def train_fn(
 
     ``trial``: a Trial object/spec mapping, JSON/YAML text, the API model, or a parsed TrialConfig.
     """
-    start = now_rfc3339()
     cfg = trial if isinstance(trial, TrialConfig) else None
     callback: CampaignCallback | None = None
     workdir = checkpoints.scratch_dir()
@@ -260,14 +262,15 @@ def train_fn(
                 if callback.finished():
                     # A restart after the end (pod restarted before the operator saw the outcome):
                     # report the same outcome again instead of training past a stop decision.
-                    return _outcome(cfg, callback, start, resumed_from)
+                    return _outcome(cfg, callback, resumed_from)
         trainer = _lightning_trainer(cfg, callback, distributed)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        return _outcome(cfg, callback, start, resumed_from)
+        return _outcome(cfg, callback, resumed_from)
     except Exception as exc:  # the outcome must always be reportable, whatever the task did
         log.exception("trial failed")
         name = cfg.name if cfg else "trial"
-        out = failure(name, exc, attempt=cfg.attempt if cfg else 1, start_time=start)
+        # A refused progress report stops training: nobody would see the rest of it.
+        out = failure(name, exc, reason="ReportFailed" if isinstance(exc, ReportFailed) else "TaskError")
         if callback is not None and callback.history:
             out.epoch = int(callback.history[-1]["epoch"])
             out.metrics = dict(callback.history[-1]["metrics"])
@@ -289,7 +292,7 @@ def _callback_state(path: str) -> dict[str, Any] | None:
     return dict(state) if isinstance(state, Mapping) else None
 
 
-def _outcome(cfg: TrialConfig, cb: CampaignCallback, start: str, resumed_from: int | None) -> Outcome:
+def _outcome(cfg: TrialConfig, cb: CampaignCallback, resumed_from: int | None) -> Outcome:
     last: dict[str, Any] = cb.history[-1] if cb.history else {"epoch": 0, "metrics": {}}
     d = cb.decision
     return Outcome(
@@ -302,8 +305,6 @@ def _outcome(cfg: TrialConfig, cb: CampaignCallback, start: str, resumed_from: i
         best=cb.best,
         history=list(cb.history),
         checkpoint=cb.last_checkpoint,
-        attempt=cfg.attempt,
-        start_time=start,
         completion_time=now_rfc3339(),
         resumed_from_epoch=resumed_from,
     )
@@ -334,11 +335,10 @@ def ensure_ray() -> None:
 
 def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = None) -> Outcome:
     """Run one trial under Ray Train V2 and report its outcome (always, exactly once)."""
-    start = now_rfc3339()
     try:
         cfg = trial if isinstance(trial, TrialConfig) else parse_trial(trial)
     except Exception as exc:
-        outcome = failure(best_effort_name(trial), exc, start_time=start, reason="InvalidTrial")
+        outcome = failure(best_effort_name(trial), exc, reason="InvalidTrial")
         reporter.report_outcome(outcome)
         return outcome
     try:
@@ -375,7 +375,7 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
             raise RuntimeError(f"train function returned {type(returned).__name__}, not an Outcome")
         outcome = returned
     except Exception as exc:
-        outcome = failure(cfg.name, exc, attempt=cfg.attempt, start_time=start)
+        outcome = failure(cfg.name, exc)
     reporter.report_outcome(outcome)
     return outcome
 

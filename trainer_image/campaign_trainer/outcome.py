@@ -1,4 +1,10 @@
-"""A trial's result and the status shape it is reported in (the Trial CRD's ``status``, camelCase)."""
+"""A trial's result and the status shape it is reported in (the Trial CRD's ``status``, camelCase).
+
+The trainer reports only its verdict on the attempt it ran: state, reason and message of its result,
+what it measured (epoch, metrics, history, best), where it checkpointed and when it finished. The
+attempt number, start time and every other state transition belong to the shell that launched it
+(operator or embedded runner); a trainer that wrote them would overwrite what the shell recorded.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +68,6 @@ class Outcome:
     best: dict[str, Any] | None = None  # {"epoch": int, "metrics": {...}}
     history: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: str | None = None
-    attempt: int = 1
-    start_time: str | None = None
     completion_time: str | None = None
     resumed_from_epoch: int | None = None
 
@@ -71,12 +75,7 @@ class Outcome:
         """The Trial status fields this outcome knows. An attempt that died before its first epoch
         knows no epoch/metrics/history: those keys are left out, so a merge patch keeps what an
         earlier attempt reported instead of wiping it."""
-        status: dict[str, Any] = {
-            "state": self.state,
-            "reason": self.reason,
-            "message": self.message,
-            "attempt": self.attempt,
-        }
+        status: dict[str, Any] = {"state": self.state, "reason": self.reason, "message": self.message}
         if self.history or self.epoch:
             status["epoch"] = self.epoch
             status["metrics"] = finite_metrics(self.metrics)
@@ -88,30 +87,15 @@ class Outcome:
             }
         if self.checkpoint:
             status["checkpoint"] = self.checkpoint
-        if self.start_time:
-            status["startTime"] = self.start_time
         if self.completion_time:
             status["completionTime"] = self.completion_time
         return status
 
 
-def failure(
-    trial: str,
-    exc: BaseException,
-    *,
-    attempt: int = 1,
-    start_time: str | None = None,
-    reason: str = "TaskError",
-) -> Outcome:
+def failure(trial: str, exc: BaseException, *, reason: str = "TaskError") -> Outcome:
     """The outcome of a crash: exception type plus a short preview of its message."""
     return Outcome(
-        trial=trial,
-        state="Failed",
-        reason=reason,
-        message=error_message(exc),
-        attempt=attempt,
-        start_time=start_time,
-        completion_time=now_rfc3339(),
+        trial=trial, state="Failed", reason=reason, message=error_message(exc), completion_time=now_rfc3339()
     )
 
 

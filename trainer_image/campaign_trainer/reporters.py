@@ -2,8 +2,10 @@
 
 One small interface: ``report_epoch(epoch, metrics)`` after every epoch and ``report_outcome(outcome)``
 exactly once at the end. Reporters hold configuration only (no open sockets or files between calls),
-so they pickle into Ray workers. A reporter never raises into training: a lost progress line must
-not kill a multi-hour trial.
+so they pickle into Ray workers. A lost progress line never kills a multi-hour trial; a refusal does:
+the Kubernetes reporter raises ``ReportFailed`` when the apiserver refuses a write (401, 403, or any
+answer a retry cannot change) or when the outcome cannot be written at all, so a trainer that may
+not report stops and exits non-zero instead of training unseen and "succeeding".
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import tempfile
 import threading
@@ -150,24 +153,19 @@ class NullReporter:
 
 
 def epoch_patch(
-    epoch: int,
-    metrics: Mapping[str, float],
-    history: Sequence[Mapping[str, Any]],
-    start_time: str | None = None,
+    epoch: int, metrics: Mapping[str, float], history: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """JSON merge patch for the status subresource after an epoch.
 
     ``history`` is sent whole (merge patch replaces lists), thinned to HISTORY_LIMIT entries.
-    No ``state``: the lifecycle belongs to the operator, and a late epoch report must not bring a
-    trial it has already stopped back to Running. Only the outcome carries a state.
+    No ``state``, ``attempt`` or ``startTime``: the lifecycle belongs to the shell that launched the
+    attempt, and a late epoch report must not bring a trial it has already stopped back to Running.
     """
-    status: dict[str, Any] = {
+    status = {
         "epoch": epoch,
         "metrics": finite_metrics(metrics),
         "history": bounded_history(history, HISTORY_LIMIT),
     }
-    if start_time:
-        status["startTime"] = start_time
     return {"status": status}
 
 
@@ -180,9 +178,43 @@ _KEEP_INTERNAL = 100_000
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 
 
+class ReportFailed(RuntimeError):
+    """A status write that did not land and must not be shrugged off (see the module docstring)."""
+
+
 def backoff_delays(attempts: int, base: float = 0.5, cap: float = 8.0, jitter: float = 0.1) -> list[float]:
     """Exponential backoff with a little jitter so many trials don't retry in lockstep."""
     return [min(cap, base * 2**i) * (1.0 + random.uniform(0.0, jitter)) for i in range(max(0, attempts - 1))]
+
+
+_FORBIDDEN_USER = re.compile(r'User "([^"]+)"')
+
+
+def token_subject(token: str | None) -> str | None:
+    """The ``sub`` claim of a JWT bearer token (a ServiceAccount token names its account there).
+    Read, not verified: it only names who we are in an error message."""
+    try:
+        payload = (token or "").split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) and sub else None
+
+
+def refusal_message(verb: str, namespace: str, name: str, code: int, detail: str, identity: str) -> str:
+    """One line that says what was refused, to whom, and what to do about it."""
+    if code == 403:
+        return (
+            f"trainer may not {verb} trials/status in namespace {namespace} as {identity} (403):"
+            " bind the campaign-trainer role"
+        )
+    if code == 401:
+        return (
+            f"trainer could not authenticate to the apiserver as {identity} (401): its token is missing,"
+            " expired or not trusted"
+        )
+    return f"trainer could not {verb} trials/status {namespace}/{name} ({code}): {detail}"
 
 
 @dataclass
@@ -197,10 +229,13 @@ class ClusterConnection:
     client_cert: tuple[str, str] | None = None
     proxy_url: str | None = None
 
-    def headers(self) -> dict[str, str]:
-        token = self.token
+    def bearer_token(self) -> str | None:
         if self.token_file:
-            token = Path(self.token_file).read_text().strip()
+            return Path(self.token_file).read_text().strip()
+        return self.token
+
+    def headers(self) -> dict[str, str]:
+        token = self.bearer_token()
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     @classmethod
@@ -249,7 +284,16 @@ class ClusterConnection:
 
     @classmethod
     def detect(cls) -> ClusterConnection:
-        return cls.in_cluster() or cls.from_kubeconfig()
+        found = cls.in_cluster()
+        if found is not None:
+            return found
+        try:
+            return cls.from_kubeconfig()
+        except (OSError, ValueError, KeyError, StopIteration, yaml.YAMLError) as exc:
+            raise ReportFailed(
+                "trainer cannot reach the apiserver: no ServiceAccount token in this pod and no usable"
+                f" kubeconfig ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def _materialise(data: bytes) -> str:
@@ -262,7 +306,11 @@ def _materialise(data: bytes) -> str:
 
 @dataclass
 class KubernetesReporter:
-    """Patches ``trials/<name>/status`` with JSON merge patches; retries 409/429/5xx with backoff."""
+    """Patches ``trials/<name>/status`` with JSON merge patches; retries 409/429/5xx with backoff.
+
+    Epoch reports that still fail after their retries are dropped (the next epoch sends the whole
+    history again); a refusal, or an outcome that cannot be written, raises ``ReportFailed``.
+    """
 
     name: str
     namespace: str
@@ -273,7 +321,6 @@ class KubernetesReporter:
     backoff_base_s: float = 0.5
     _history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _seeded: bool = field(default=False, repr=False)
-    _start_time: str | None = field(default=None, repr=False)
     _session: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -300,34 +347,63 @@ class KubernetesReporter:
             self._session = s
         return self._session
 
-    def _request(self, method: str, body: Mapping[str, Any] | None, attempts: int) -> Any:
+    def _send(self, method: str, body: Mapping[str, Any] | None) -> Any:
+        headers = {"Accept": "application/json", **self.connection.headers()}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/merge-patch+json"
+            data = _dumps(body)
+        return self._http().request(
+            method, self.status_url, data=data, headers=headers, timeout=self.timeout_s
+        )
+
+    def _refusal(self, method: str, resp: Any) -> str:
+        try:
+            detail = str(resp.json().get("message") or resp.reason)
+        except (ValueError, AttributeError):
+            detail = str(resp.reason)
+        named = _FORBIDDEN_USER.search(detail)
+        identity = (
+            named.group(1) if named else token_subject(self.connection.bearer_token()) or "its credentials"
+        )
+        return refusal_message(method.lower(), self.namespace, self.name, resp.status_code, detail, identity)
+
+    def _request(
+        self, method: str, body: Mapping[str, Any] | None, attempts: int, *, must_land: bool = False
+    ) -> Any:
         import requests
 
         delays = backoff_delays(attempts, base=self.backoff_base_s)
-        last: str = ""
+        last = ""
         for i in range(attempts):
+            delay: float | None = None
             try:
-                headers = {"Accept": "application/json", **self.connection.headers()}
-                data = None
-                if body is not None:
-                    headers["Content-Type"] = "application/merge-patch+json"
-                    data = _dumps(body)
-                resp = self._http().request(
-                    method, self.status_url, data=data, headers=headers, timeout=self.timeout_s
-                )
+                resp = self._send(method, body)
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            else:
                 if resp.status_code < 300:
                     return resp.json() if resp.content else None
-                last = f"HTTP {resp.status_code}"
                 if resp.status_code not in RETRY_STATUSES:
-                    break
+                    raise ReportFailed(self._refusal(method, resp))
+                last = f"HTTP {resp.status_code}"
                 retry_after = resp.headers.get("Retry-After")
                 delay = float(retry_after) if retry_after and retry_after.isdigit() else None
-            except requests.RequestException as exc:
-                last, delay = type(exc).__name__, None
             if i < len(delays):
                 time.sleep(delay if delay is not None else delays[i])
+        if must_land:
+            raise ReportFailed(
+                f"trainer could not {method.lower()} trials/status {self.namespace}/{self.name}:"
+                f" {last} after {attempts} attempts"
+            )
         log.warning("%s %s failed after retries: %s", method, self.status_url, last)
         return None
+
+    def preflight(self) -> None:
+        """Read the Trial's status once before training, so a trainer that may not even read it
+        stops before it spends any compute (refusals raise ``ReportFailed``)."""
+        with self._lock:
+            self._request("GET", None, self.attempts, must_land=True)
 
     def _seed(self, epoch: int) -> None:
         # A resumed trial continues the history the apiserver already holds, up to the resumed epoch.
@@ -335,23 +411,18 @@ class KubernetesReporter:
         current = self._request("GET", None, 3)
         status = (current or {}).get("status") or {}
         self._history = [h for h in status.get("history") or [] if int(h.get("epoch", 0)) < epoch]
-        self._start_time = status.get("startTime")
 
     def report_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         with self._lock:
             if not self._seeded:
                 self._seed(epoch)
-            first = self._start_time is None
-            if first:
-                self._start_time = now_rfc3339()
             self._history.append({"epoch": epoch, "metrics": finite_metrics(metrics)})
             del self._history[:-_KEEP_INTERNAL]  # bounded_history thins what is sent
-            patch = epoch_patch(epoch, metrics, self._history, self._start_time if first else None)
-            self._request("PATCH", patch, self.attempts)
+            self._request("PATCH", epoch_patch(epoch, metrics, self._history), self.attempts)
 
     def report_outcome(self, outcome: Outcome) -> None:
         with self._lock:
-            self._request("PATCH", outcome_patch(outcome), self.outcome_attempts)
+            self._request("PATCH", outcome_patch(outcome), self.outcome_attempts, must_land=True)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

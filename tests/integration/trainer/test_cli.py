@@ -30,6 +30,19 @@ def test_invalid_trial_on_stdin_still_reports_an_outcome() -> None:
     assert line["status"]["reason"] == "InvalidTrial" and "ValidationError" in line["status"]["message"]
 
 
+def test_an_empty_trial_variable_is_an_invalid_trial_not_a_success() -> None:
+    # What KubeRay's submitter did to the old `printf "$CAMPAIGN_TRIAL" | ...` entrypoint: no document.
+    proc = run_cli("run", "--trial-env", "CAMPAIGN_TRIAL_NOT_SET_HERE", "--reporter", "kubernetes")
+    assert proc.returncode == 3
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (line["type"], line["status"]["state"], line["status"]["reason"]) == (
+        "outcome",
+        "Failed",
+        "InvalidTrial",
+    )
+    assert "CAMPAIGN_TRIAL_NOT_SET_HERE is unset or empty" in line["status"]["message"]
+
+
 def test_run_to_jsonl_and_stdout(tmp_path: Path) -> None:
     trial = tmp_path / "t.json"
     trial.write_text(

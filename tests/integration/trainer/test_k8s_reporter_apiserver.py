@@ -1,10 +1,14 @@
 """The Kubernetes reporter against a real kube-apiserver with the generated Trial CRD: a trial runs,
-its status subresource is patched with the least privilege a trainer needs, and what lands in etcd
-is what the operator's Trial model reads back."""
+its status subresource is patched with the least privilege a trainer needs, what lands in etcd is
+what the operator's Trial model reads back, the operator's lifecycle fields stay the operator's, and
+a trainer that may not report stops with a message that says why."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ import yaml
 
 from campaign_operator.api import Trial
 from campaign_trainer.harness import run_trial
+from campaign_trainer.outcome import Outcome
 from campaign_trainer.reporters import ClusterConnection, KubernetesReporter
 from rig.controlplane import ControlPlane
 
@@ -74,9 +79,43 @@ def trial_doc(name: str, namespace: str) -> dict[str, Any]:
     }
 
 
+# What the operator writes when it launches attempt 2 (k8s/apply.py `launch`).
+LAUNCHED = {
+    "state": "Running",
+    "attempt": 2,
+    "startTime": "2026-01-01T00:00:00Z",
+    "executorRef": {"kind": "RayJob", "name": "collapse-1-a2", "attempt": 2},
+}
+
+
+def create_launched_trial(cp: ControlPlane, doc: dict[str, Any]) -> dict[str, Any]:
+    """The Trial as the operator leaves it after launching attempt 2; returns its stored status."""
+    cp.kubectl("create", "-f", "-", input=json.dumps(doc))
+    meta = doc["metadata"]
+    status = json.dumps({"status": LAUNCHED})
+    cp.kubectl(
+        "patch",
+        "trial",
+        meta["name"],
+        "-n",
+        meta["namespace"],
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    )
+    return stored_status(cp, meta["namespace"], meta["name"])
+
+
+def stored_status(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    stored = json.loads(cp.kubectl("get", "trial", name, "-n", namespace, "-o", "json").stdout)
+    status: dict[str, Any] = stored.get("status") or {}
+    return status
+
+
 def test_trial_status_written_by_the_trainer(control_plane: ControlPlane, namespace: str) -> None:
     doc = trial_doc("collapse-1", namespace)
-    control_plane.kubectl("create", "-f", "-", input=json.dumps(doc))
+    create_launched_trial(control_plane, doc)
     control_plane.kubectl("apply", "-f", "-", input=TRAINER_ROLE.replace("NS", namespace))
     runner_kubeconfig: Path = control_plane.make_user_kubeconfig("trial-runner")
 
@@ -90,15 +129,140 @@ def test_trial_status_written_by_the_trainer(control_plane: ControlPlane, namesp
         control_plane.kubectl("get", "trial", "collapse-1", "-n", namespace, "-o", "json").stdout
     )
     status = stored["status"]
-    # every field survived the CRD's structural schema (unknown fields would have been pruned)
-    assert status == outcome.to_status()
+    # every field survived the CRD's structural schema (unknown fields would have been pruned), and
+    # the operator's launch fields are as it wrote them
+    assert status == {**LAUNCHED, **outcome.to_status()}
     assert status["state"] == "Stopped" and status["reason"] == "VarianceCollapse"
     assert [h["epoch"] for h in status["history"]] == [1, 2, 3]
     assert status["metrics"]["variance_ratio"] < 0.1 and "samples_per_sec" in status["metrics"]
     parsed = Trial.model_validate(stored)  # the operator's model reads it back
     assert parsed.spec == Trial.model_validate(doc).spec  # and the status patch left spec alone
     assert parsed.status.state.value == "Stopped" and parsed.status.epoch == 3
-    assert parsed.status.best is not None and parsed.status.start_time is not None
+    assert parsed.status.best is not None and parsed.status.attempt == 2
+
+
+def test_reports_never_touch_the_operators_lifecycle_fields(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    doc = trial_doc("collapse-1", namespace)
+    create_launched_trial(control_plane, doc)
+    control_plane.kubectl("apply", "-f", "-", input=TRAINER_ROLE.replace("NS", namespace))
+    conn = ClusterConnection.from_kubeconfig(str(control_plane.make_user_kubeconfig("trial-runner")))
+    reporter = KubernetesReporter("collapse-1", namespace, conn)
+
+    reporter.preflight()
+    for epoch in (1, 2):
+        reporter.report_epoch(epoch, {"loss": 1.0 / epoch, "r2": 0.5})
+    after_epochs = stored_status(control_plane, namespace, "collapse-1")
+    assert {k: after_epochs[k] for k in LAUNCHED} == LAUNCHED
+    assert after_epochs["epoch"] == 2 and [h["epoch"] for h in after_epochs["history"]] == [1, 2]
+
+    verdict = Outcome(
+        trial="collapse-1",
+        state="Succeeded",
+        reason="Completed",
+        epoch=2,
+        metrics={"loss": 0.5},
+        history=[{"epoch": e, "metrics": {"loss": 1.0 / e}} for e in (1, 2)],
+        completion_time="2026-01-01T00:05:00Z",
+    )
+    reporter.report_outcome(verdict)
+    final = stored_status(control_plane, namespace, "collapse-1")
+    assert (final["attempt"], final["startTime"], final["executorRef"]) == (
+        2,
+        LAUNCHED["startTime"],
+        LAUNCHED["executorRef"],
+    )
+    assert (final["state"], final["reason"], final["completionTime"]) == (
+        "Succeeded",
+        "Completed",
+        "2026-01-01T00:05:00Z",
+    )
+
+
+def service_account_kubeconfig(cp: ControlPlane, namespace: str, account: str, tmp_path: Path) -> Path:
+    """A kubeconfig with a real ServiceAccount token (TokenRequest), as a trainer pod has one."""
+    cp.kubectl("create", "serviceaccount", account, "-n", namespace)
+    token = cp.kubectl("create", "token", account, "-n", namespace).stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "pod",
+        "contexts": [{"name": "pod", "context": {"cluster": "rig", "user": account}}],
+        "clusters": [
+            {"name": "rig", "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_path)}}
+        ],
+        "users": [{"name": account, "user": {"token": token}}],
+    }
+    path = tmp_path / f"{account}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_trainer(doc: dict[str, Any], kubeconfig: Path, *reporters: str) -> subprocess.CompletedProcess[str]:
+    """The trainer as a cluster executor starts it: the trial in CAMPAIGN_TRIAL, nothing on stdin."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env |= {"CAMPAIGN_TRIAL": json.dumps(doc), "KUBECONFIG": str(kubeconfig)}
+    args = [sys.executable, "-m", "campaign_trainer", "run", "--trial-env", "CAMPAIGN_TRIAL"]
+    for r in reporters:
+        args += ["--reporter", r]
+    return subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+
+
+def test_an_unbound_service_account_stops_the_trainer_before_it_trains(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    doc = trial_doc("collapse-1", namespace)
+    launched = create_launched_trial(control_plane, doc)
+    kubeconfig = service_account_kubeconfig(control_plane, namespace, "campaign-trainer", tmp_path)
+    proc = run_trainer(doc, kubeconfig, "kubernetes")
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"campaign_trainer: trainer may not get trials/status in namespace {namespace} as"
+        f" system:serviceaccount:{namespace}:campaign-trainer (403): bind the campaign-trainer role"
+    )
+    assert stored_status(control_plane, namespace, "collapse-1") == launched  # nothing written
+
+
+READ_ONLY_ROLE = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: trial-reader, namespace: NS}
+rules:
+- apiGroups: [training.campaign-operator.io]
+  resources: [trials/status]
+  verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: trial-reader, namespace: NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: trial-reader}
+subjects:
+- {kind: ServiceAccount, name: campaign-trainer, namespace: NS}
+"""
+
+
+def test_a_refused_status_patch_stops_training_after_the_first_epoch(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    doc = trial_doc("collapse-1", namespace)
+    doc["spec"]["stopRules"] = []
+    doc["spec"]["epochs"] = 30
+    launched = create_launched_trial(control_plane, doc)
+    kubeconfig = service_account_kubeconfig(control_plane, namespace, "campaign-trainer", tmp_path)
+    control_plane.kubectl("apply", "-f", "-", input=READ_ONLY_ROLE.replace("NS", namespace))
+    proc = run_trainer(doc, kubeconfig, "stdout", "kubernetes")
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"campaign_trainer: trainer may not patch trials/status in namespace {namespace} as"
+        f" system:serviceaccount:{namespace}:campaign-trainer (403): bind the campaign-trainer role"
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [line["type"] for line in lines] == ["epoch", "outcome"]  # 1 of 30 epochs, then it stopped
+    assert (lines[-1]["status"]["state"], lines[-1]["status"]["reason"]) == ("Failed", "ReportFailed")
+    assert stored_status(control_plane, namespace, "collapse-1") == launched  # nothing written
 
 
 def test_trainer_identity_cannot_touch_spec_or_other_trials(

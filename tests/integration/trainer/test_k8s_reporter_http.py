@@ -18,7 +18,7 @@ import yaml
 
 from campaign_trainer.harness import run_trial
 from campaign_trainer.outcome import Outcome
-from campaign_trainer.reporters import ClusterConnection, KubernetesReporter, outcome_patch
+from campaign_trainer.reporters import ClusterConnection, KubernetesReporter, ReportFailed, outcome_patch
 
 from .conftest import trial
 
@@ -127,16 +127,6 @@ def test_epoch_patch_continues_existing_history(
     assert "startTime" not in patch4.body["status"]
 
 
-def test_first_report_sets_start_time(apiserver: tuple[str, FakeApiserverState], tmp_path: Path) -> None:
-    url, state = apiserver
-    state.current = {"status": {"state": "Pending"}}
-    rep = reporter_via_kubeconfig(url, tmp_path)
-    rep.report_epoch(1, {"loss": 1.0})
-    rep.report_epoch(2, {"loss": 0.5})
-    first, second = state.requests[1].body["status"], state.requests[2].body["status"]
-    assert first["startTime"].endswith("Z") and "startTime" not in second
-
-
 def test_retries_409_429_5xx_then_succeeds(apiserver: tuple[str, FakeApiserverState], tmp_path: Path) -> None:
     url, state = apiserver
     state.script = [
@@ -155,17 +145,52 @@ def test_retries_409_429_5xx_then_succeeds(apiserver: tuple[str, FakeApiserverSt
     assert all(r.body == outcome_patch(o) for r in state.requests)
 
 
-def test_gives_up_quietly_on_non_retryable_and_unreachable(
+def test_a_refusal_is_fatal_but_an_unreachable_epoch_is_not(
     apiserver: tuple[str, FakeApiserverState], tmp_path: Path
 ) -> None:
     url, state = apiserver
-    state.script = [(422, {}, {"kind": "Status", "reason": "Invalid"})]
+    state.script = [
+        (422, {}, {"kind": "Status", "reason": "Invalid", "message": "status.epoch: Invalid value"})
+    ]
     rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01)
     rep._seeded = True
-    rep.report_epoch(1, {"loss": 1.0})  # must not raise into training
-    assert len(state.requests) == 1
+    with pytest.raises(ReportFailed, match=r"could not patch trials/status team-a/t-1 \(422\): status.epoch"):
+        rep.report_epoch(1, {"loss": 1.0})
+    assert len(state.requests) == 1  # never retried: the same body gets the same answer
     dead = reporter_via_kubeconfig("http://127.0.0.1:9", tmp_path, backoff_base_s=0.01, attempts=2)
-    dead.report_epoch(1, {"loss": 1.0})
+    dead._seeded = True
+    dead.report_epoch(1, {"loss": 1.0})  # a lost progress line: the next epoch sends the history again
+    lost = reporter_via_kubeconfig("http://127.0.0.1:9", tmp_path, backoff_base_s=0.01, outcome_attempts=2)
+    with pytest.raises(ReportFailed, match="after 2 attempts"):
+        lost.report_outcome(Outcome(trial="t-1", state="Succeeded", reason="Completed"))
+
+
+def test_a_refused_epoch_stops_training_and_the_refusal_reaches_the_caller(
+    apiserver: tuple[str, FakeApiserverState], tmp_path: Path
+) -> None:
+    url, state = apiserver
+    forbidden = {
+        "kind": "Status",
+        "reason": "Forbidden",
+        "message": 'trials.training.campaign-operator.io "t-1" is forbidden: User'
+        ' "system:serviceaccount:team-a:campaign-trainer" cannot patch resource "trials/status"'
+        ' in API group "training.campaign-operator.io" in the namespace "team-a"',
+    }
+    state.script = [(200, {}, {"status": {}}), *[(403, {}, forbidden)] * 2]
+    rep = reporter_via_kubeconfig(url, tmp_path)
+    doc = trial("t-1", "regression", epochs=20, batchSize=128, dataset={"synthetic": {"samples": 256}})
+    doc["metadata"]["namespace"] = "team-a"
+    with pytest.raises(ReportFailed) as refused:
+        run_trial(doc, rep)
+    assert str(refused.value) == (
+        "trainer may not patch trials/status in namespace team-a as"
+        " system:serviceaccount:team-a:campaign-trainer (403): bind the campaign-trainer role"
+    )
+    # GET (seed), the refused epoch-1 patch, the refused outcome (Failed/ReportFailed): no epoch 2.
+    sent = [(r.method, (r.body or {}).get("status", {})) for r in state.requests]
+    assert [m for m, _ in sent] == ["GET", "PATCH", "PATCH"]
+    assert sent[1][1]["epoch"] == 1
+    assert (sent[2][1]["state"], sent[2][1]["reason"]) == ("Failed", "ReportFailed")
 
 
 def test_run_trial_patches_every_epoch_then_the_outcome(

@@ -47,7 +47,7 @@ def test_full_trial_document() -> None:
         "exploration",
     )
     assert cfg.parameters["hidden_dims"] == [256, 128, 64] and cfg.seed == 42
-    assert (cfg.epochs, cfg.batch_size, cfg.attempt) == (10, 256, 2)
+    assert (cfg.epochs, cfg.batch_size) == (10, 256)
     assert (cfg.resources.cpu, cfg.resources.gpu, cfg.resources.workers) == (1.0, 0.25, 0)
     assert cfg.stop_rules[0].reason == "VarianceCollapse" and cfg.stop_rules[0].after_epoch == 2
     assert cfg.early_stopping is not None and (cfg.early_stopping.metric, cfg.early_stopping.patience) == (
@@ -61,7 +61,7 @@ def test_full_trial_document() -> None:
 def test_bare_spec_json_and_defaults() -> None:
     cfg = parse_trial(json.dumps({"name": "t1", "task": "regression", "epochs": 3}))
     assert (cfg.name, cfg.epochs, cfg.batch_size, cfg.precision) == ("t1", 3, 256, "auto")
-    assert (cfg.objective_metric, cfg.objective_mode, cfg.seed, cfg.attempt) == ("val_loss", "min", 0, 1)
+    assert (cfg.objective_metric, cfg.objective_mode, cfg.seed) == ("val_loss", "min", 0)
     assert cfg.checkpoint.uri is None and cfg.dataset is None and cfg.stop_rules == ()
 
 
@@ -71,10 +71,12 @@ def test_api_models_are_accepted() -> None:
     assert parse_trial(model.spec).task == "cql"
 
 
-def test_status_attempt_zero_means_first_attempt() -> None:
+def test_json_numbers_stay_numbers() -> None:
+    # The operator sends JSON; read as YAML 1.1, `1e-05` (no dot) would become the string "1e-05".
     doc = yaml.safe_load(TRIAL_YAML)
-    doc["status"] = {}
-    assert parse_trial(doc).attempt == 1
+    doc["spec"]["parameters"] = {"lr": 1e-05, "scale": 1e20, "note": "$HOME `id`"}
+    cfg = parse_trial(json.dumps(doc))
+    assert cfg.parameters == {"lr": 1e-05, "scale": 1e20, "note": "$HOME `id`"}
 
 
 def test_invalid_documents_are_rejected_naming_the_field() -> None:

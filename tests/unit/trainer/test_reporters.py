@@ -17,16 +17,20 @@ from campaign_trainer.reporters import (
     ClusterConnection,
     JsonlReporter,
     KubernetesReporter,
+    ReportFailed,
     StdoutReporter,
     backoff_delays,
     epoch_patch,
     make_reporter,
     outcome_patch,
+    refusal_message,
+    token_subject,
 )
 
 pytestmark = pytest.mark.unit
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+LIFECYCLE = {"attempt", "startTime", "executorRef", "retryAfter"}
 
 
 def outcome(**kw: object) -> Outcome:
@@ -40,8 +44,6 @@ def outcome(**kw: object) -> Outcome:
         "best": {"epoch": 1, "metrics": {"val_loss": 1.0, "r2": math.inf}},
         "history": [{"epoch": e, "metrics": {"loss": 1.0 / e}} for e in (1, 2, 3)],
         "checkpoint": "s3://b/p/t-1/epoch-000003.ckpt",
-        "attempt": 2,
-        "start_time": "2026-01-01T00:00:00Z",
         "completion_time": "2026-01-01T00:01:00Z",
     }
     base.update(kw)
@@ -64,7 +66,8 @@ def test_jsonl_lines(tmp_path: Path) -> None:
     assert status["state"] == "Stopped" and status["reason"] == "VarianceCollapse"
     assert status["metrics"] == {"variance_ratio": 0.01}  # status holds finite numbers only
     assert status["best"] == {"epoch": 1, "metrics": {"val_loss": 1.0}}
-    assert status["startTime"] == "2026-01-01T00:00:00Z" and status["attempt"] == 2
+    assert status["completionTime"] == "2026-01-01T00:01:00Z"
+    assert not LIFECYCLE & set(status)  # the shells own these
 
 
 def test_stdout_reporter_writes_the_same_lines() -> None:
@@ -78,17 +81,16 @@ def test_stdout_reporter_writes_the_same_lines() -> None:
 
 def test_epoch_patch_is_bounded_and_json_safe() -> None:
     history = [{"epoch": e, "metrics": {"loss": float(e), "bad": math.nan}} for e in range(1, 151)]
-    patch = epoch_patch(150, {"loss": 150.0, "bad": math.inf}, history, start_time="2026-01-01T00:00:00Z")
+    patch = epoch_patch(150, {"loss": 150.0, "bad": math.inf}, history)
     status = patch["status"]
     assert set(patch) == {"status"}
-    assert "state" not in status and status["epoch"] == 150  # the operator owns the lifecycle
+    assert set(status) == {"epoch", "metrics", "history"}  # the shell owns state, attempt and startTime
+    assert status["epoch"] == 150
     assert status["metrics"] == {"loss": 150.0}
     epochs = [h["epoch"] for h in status["history"]]
     assert len(epochs) == HISTORY_LIMIT and epochs == sorted(set(epochs))
     assert status["history"][0] == {"epoch": 1, "metrics": {"loss": 1.0}}  # first and last always kept
     assert epochs[-50:] == list(range(101, 151))  # the recent half is dense
-    assert status["startTime"] == "2026-01-01T00:00:00Z"
-    assert "startTime" not in epoch_patch(1, {}, [])["status"]
     json.dumps(patch, allow_nan=False)  # the apiserver gets strict JSON
 
 
@@ -99,21 +101,19 @@ def test_outcome_patch_exact_body() -> None:
             "state": "Stopped",
             "reason": "VarianceCollapse",
             "message": "collapsed",
-            "attempt": 2,
             "epoch": 3,
             "metrics": {"variance_ratio": 0.01},
             "history": [{"epoch": 1, "metrics": {"loss": 2.0}}],
-            "startTime": "2026-01-01T00:00:00Z",
             "completionTime": "2026-01-01T00:01:00Z",
         }
     }
 
 
 def test_outcome_of_a_crash_before_any_epoch_keeps_earlier_history() -> None:
-    o = Outcome(trial="t-1", state="Failed", reason="TaskError", message="OSError: disk", attempt=3)
+    o = Outcome(trial="t-1", state="Failed", reason="TaskError", message="OSError: disk")
     # no epoch/metrics/history keys: a merge patch leaves the previous attempt's values in place
     assert outcome_patch(o) == {
-        "status": {"state": "Failed", "reason": "TaskError", "message": "OSError: disk", "attempt": 3}
+        "status": {"state": "Failed", "reason": "TaskError", "message": "OSError: disk"}
     }
 
 
@@ -175,4 +175,39 @@ def test_outcome_status_is_a_valid_trial_status() -> None:
     status = TrialStatus.model_validate(o.to_status())  # what the embedded executor does with a JSONL line
     assert status.state.value == "Stopped" and status.epoch == 3 and len(status.history) == HISTORY_LIMIT
     assert status.best is not None and status.best.epoch == 1
-    assert status.checkpoint == "s3://b/p/t-1/epoch-000003.ckpt" and status.start_time is not None
+    assert status.checkpoint == "s3://b/p/t-1/epoch-000003.ckpt" and status.completion_time is not None
+
+
+def jwt(claims: dict[str, object]) -> str:
+    import base64
+
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+def test_token_subject_names_the_service_account() -> None:
+    sa = "system:serviceaccount:team-a:campaign-trainer"
+    assert token_subject(jwt({"sub": sa, "aud": ["x"]})) == sa
+    assert token_subject("not-a-jwt") is None and token_subject(None) is None
+    assert token_subject("a.%%%.c") is None
+
+
+def test_refusal_messages_say_who_may_not_do_what() -> None:
+    sa = "system:serviceaccount:team-a:campaign-trainer"
+    assert refusal_message("patch", "team-a", "t-1", 403, "forbidden", sa) == (
+        "trainer may not patch trials/status in namespace team-a as"
+        " system:serviceaccount:team-a:campaign-trainer (403): bind the campaign-trainer role"
+    )
+    assert "(401)" in refusal_message("get", "team-a", "t-1", 401, "Unauthorized", sa)
+    assert refusal_message("patch", "team-a", "t-1", 404, 'trials "t-1" not found', sa) == (
+        'trainer could not patch trials/status team-a/t-1 (404): trials "t-1" not found'
+    )
+
+
+def test_no_way_to_the_apiserver_is_a_report_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(ReportFailed, match="cannot reach the apiserver"):
+        make_reporter("kubernetes", "t-1", "team-a")
