@@ -321,7 +321,10 @@ class ExecutorSpec(ApiModel):
     active_deadline_seconds: int = Field(86_400, ge=1)
     """Longest a trial's RayJob may run."""
     pre_running_deadline_seconds: int = Field(900, ge=1)
-    """Longest a trial's RayJob may take to start running."""
+    """Longest an attempt may take, from its start, until its Ray job runs (KubeRay's jobStatus
+    RUNNING). The operator enforces it (KubeRay 1.4/1.5 have no such field): the attempt fails with
+    reason PreRunningDeadlineExceeded and the pods' trouble, e.g. the scheduler's message. Time in a
+    Kueue suspension does not count."""
     ttl_seconds_after_finished: int = Field(60, ge=0)
     """How long KubeRay keeps a finished trial's Ray cluster."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -144,21 +144,214 @@ class Toleration(ApiModel):
     toleration_seconds: int | None = None
 
 
+# Kubernetes names the pod-template additions refer to.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+
+SHM_VOLUME = "shm"
+"""The executor's own RAM-backed /dev/shm volume on every Ray pod (Ray's object store needs it)."""
+SHM_PATH = "/dev/shm"
+RESERVED_LABELS = ("campaign", "phase", "trial", "attempt", "app.kubernetes.io/managed-by")
+"""Pod labels the operator sets itself (executors.kuberay) and finds its pods by."""
+ImagePullPolicy = Literal["Always", "IfNotPresent", "Never"]
+
+
+def _cel_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{i}'" for i in items) + "]"
+
+
+class KeyRef(ApiModel):
+    """A key of a Secret or ConfigMap in the campaign's namespace."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    """Name of the Secret or ConfigMap."""
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+    """The key whose value becomes the variable's."""
+    optional: bool | None = None
+    """Start the pod even when the object or key is missing."""
+
+
+class EnvSource(ApiModel):
+    """Where a variable's value comes from: exactly one of secretKeyRef or configMapKeyRef."""
+
+    cel_rules = (
+        CelRule(
+            "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+            "env[].valueFrom: set exactly one of secretKeyRef or configMapKeyRef",
+        ),
+    )
+
+    secret_key_ref: KeyRef | None = None
+    """A Secret's key: the value stays in the Secret, read by the kubelet at pod start."""
+    config_map_key_ref: KeyRef | None = None
+    """A ConfigMap's key."""
+
+
+class EnvVar(ApiModel):
+    """An environment variable of the trial's Ray containers."""
+
+    cel_rules = (
+        CelRule("has(self.value) != has(self.valueFrom)", "env[]: set exactly one of value or valueFrom"),
+    )
+
+    name: str = Field(pattern=ENV_NAME, max_length=256)
+    """Variable name."""
+    value: str | None = Field(None, max_length=32768)
+    """A literal value; never put a secret here (use valueFrom.secretKeyRef)."""
+    value_from: EnvSource | None = None
+    """A Secret's or ConfigMap's key, by reference."""
+
+
+class SecretVolume(ApiModel):
+    """A Secret's keys as files."""
+
+    secret_name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    optional: bool | None = None
+
+
+class ConfigMapVolume(ApiModel):
+    """A ConfigMap's keys as files."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    optional: bool | None = None
+
+
+class ClaimVolume(ApiModel):
+    """An existing PersistentVolumeClaim of the campaign's namespace (datasets, caches)."""
+
+    claim_name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    read_only: bool | None = None
+
+
+class EmptyDirVolume(ApiModel):
+    """Scratch space that lives as long as the pod."""
+
+    medium: Literal["", "Memory"] | None = None
+    """"" (node disk) or Memory (tmpfs, counted against the container's memory)."""
+    size_limit: str | None = Field(None, pattern=QUANTITY)
+    """Upper bound, e.g. 20Gi."""
+
+
+class Volume(ApiModel):
+    """A pod volume: exactly one of secret, configMap, persistentVolumeClaim or emptyDir."""
+
+    cel_rules = (
+        CelRule(
+            "(has(self.secret) ? 1 : 0) + (has(self.configMap) ? 1 : 0)"
+            " + (has(self.persistentVolumeClaim) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) == 1",
+            "volumes[]: set exactly one of secret, configMap, persistentVolumeClaim or emptyDir",
+        ),
+    )
+
+    name: str = Field(pattern=DNS_LABEL, max_length=63)
+    """Volume name, referenced by volumeMounts[].name."""
+    secret: SecretVolume | None = None
+    config_map: ConfigMapVolume | None = None
+    persistent_volume_claim: ClaimVolume | None = None
+    empty_dir: EmptyDirVolume | None = None
+
+
+class VolumeMount(ApiModel):
+    """Where a volume appears in the trial's Ray containers."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=63)
+    """A volumes[].name of the same podTemplate."""
+    mount_path: str = Field(pattern=r"^/.*$", max_length=1024)
+    """Absolute path in the container."""
+    read_only: bool | None = None
+    sub_path: str | None = Field(None, pattern=r"^[^/].*$", max_length=1024)
+    """A path inside the volume to mount instead of its root."""
+
+
+class PodTemplate(ApiModel):
+    """Additions to the pods of a trial on this pool.
+
+    env, volumes and volumeMounts go to the Ray containers (head and workers); serviceAccountName,
+    labels and annotations to every pod of the trial, the job submitter's included.
+    """
+
+    cel_rules = (
+        CelRule(
+            "!has(self.env) || self.env.all(e, self.env.exists_one(f, f.name == e.name))",
+            "podTemplate.env: variable names must be unique",
+            ".env",
+        ),
+        CelRule(
+            "!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.name == v.name))",
+            "podTemplate.volumes: volume names must be unique",
+            ".volumes",
+        ),
+        CelRule(
+            f"!has(self.volumes) || self.volumes.all(v, v.name != '{SHM_VOLUME}')",
+            f"podTemplate.volumes: '{SHM_VOLUME}' is the operator's own {SHM_PATH} volume; use another name",
+            ".volumes",
+        ),
+        CelRule(
+            "!has(self.volumeMounts) || self.volumeMounts.all(m,"
+            " has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
+            "podTemplate.volumeMounts[].name: must name an entry of podTemplate.volumes",
+            ".volumeMounts",
+        ),
+        CelRule(
+            "!has(self.volumeMounts) || self.volumeMounts.all(m, m.mountPath != '/'"
+            f" && m.mountPath != '{SHM_PATH}'"
+            " && self.volumeMounts.exists_one(n, n.mountPath == m.mountPath))",
+            f"podTemplate.volumeMounts[].mountPath: must be unique, and neither / nor {SHM_PATH}",
+            ".volumeMounts",
+        ),
+        CelRule(
+            f"!has(self.labels) || self.labels.all(k, !(k in {_cel_list(RESERVED_LABELS)})"
+            f" && !k.startsWith('ray.io/') && k.matches('{LABEL_KEY}'))",
+            "podTemplate.labels: keys must be label keys, neither ray.io/... nor the operator's own"
+            f" ({', '.join(RESERVED_LABELS)})",
+            ".labels",
+        ),
+    )
+
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    """Extra environment variables; secrets by reference only (valueFrom.secretKeyRef)."""
+    volumes: list[Volume] = Field(default_factory=list, max_length=16)
+    """Extra pod volumes (Secrets, ConfigMaps, PersistentVolumeClaims, emptyDirs)."""
+    volume_mounts: list[VolumeMount] = Field(default_factory=list, max_length=16)
+    """Where the extra volumes appear in the Ray containers."""
+    service_account_name: str | None = Field(None, pattern=DNS_SUBDOMAIN, max_length=253)
+    """ServiceAccount of the trial's pods; default: the operator's trainer account, which the operator
+    creates and binds in the campaign's namespace. Another account must be allowed to get trials and
+    get/patch trials/status there (bind it to the chart's <release>-trainer ClusterRole)."""
+    labels: dict[str, Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]] = Field(
+        default_factory=dict, max_length=32
+    )
+    """Extra pod labels (cost allocation, network policies)."""
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, max_length=32
+    )
+    """Extra pod annotations (e.g. sidecar.istio.io/inject: "false")."""
+
+
 class NodePool(ApiModel):
-    """A named GPU node pool; a phase picks one."""
+    """A named GPU node pool; a phase picks one. Every pod of a trial on it (Ray head, workers, job
+    submitter) gets its placement."""
 
     name: str = Field(pattern=DNS_LABEL, max_length=40)
     """Pool name, referenced by phases[].nodePool."""
     node_selector: dict[str, str] = Field(default_factory=dict)
-    """Labels the trial's Ray pods must match."""
+    """Labels the nodes of the trial's pods (Ray head, workers, job submitter) must have."""
     tolerations: list[Toleration] = Field(default_factory=list)
-    """Taints the trial's Ray pods tolerate."""
+    """Taints the trial's pods (Ray head, workers, job submitter) tolerate."""
     gpu_resource: str = Field("nvidia.com/gpu", min_length=1)
     """Extended resource name of the GPU."""
     gpus: int = Field(1, ge=0, le=16)
     """GPUs per Ray worker pod in this pool."""
     image: str | None = None
     """Trainer image for this pool; default: spec.template.image."""
+    image_pull_policy: ImagePullPolicy | None = None
+    """Pull policy of the trial's containers; default: the operator's (--trainer-image-pull-policy,
+    IfNotPresent). Never: the image must already be on the node (e.g. loaded into containerd)."""
+    pod_template: PodTemplate | None = None
+    """Additions to the trial's pods: env, volumes, service account, labels, annotations."""
 
 
 class TrialState(StrEnum):

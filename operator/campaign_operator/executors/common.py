@@ -24,6 +24,11 @@ class TrainerSettings:
     reporter: str = "kubernetes"
     service_account: str = "campaign-trainer"
     """ServiceAccount of the Ray pods (kuberay): it may patch trials/status and nothing else."""
+    cluster_role: str | None = None
+    """ClusterRole (the chart's <release>-trainer) that the operator binds `service_account` to in a
+    namespace before its first RayJob there; None: the cluster's admin provides both."""
+    image_pull_policy: str = "IfNotPresent"
+    """Pull policy of the Ray containers where the node pool sets none."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for the trainer (e.g. KUBECONFIG for a Ray head outside the cluster)."""
 

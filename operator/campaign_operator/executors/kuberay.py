@@ -7,16 +7,20 @@ I/O through the operator's KubeClient.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
 from campaign_operator.api.campaign import TrainingCampaign
-from campaign_operator.api.common import NodePool, TrialState
+from campaign_operator.api.common import SHM_PATH, SHM_VOLUME, NodePool, PodTemplate, TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.k8s.client import RAY_GROUP, RAY_VERSION, RAYJOBS, AlreadyExists, KubeClient, NotFound
 from campaign_operator.planner.naming import RAYJOB_NAME_LIMIT, job_name
@@ -36,6 +40,29 @@ KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY = "kueue.x-k8s.io/priority-class"
 HEAD_CPU, HEAD_MEMORY = "1", "2Gi"
 DEFAULT_MEMORY = "4Gi"
+SUBMITTER_RESOURCES = {
+    "requests": {"cpu": "500m", "memory": "200Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+NO_ADDITIONS = PodTemplate()
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+# Before an attempt's Ray job runs (startup_outcome).
+STARTED_JOB_STATUSES = frozenset({"RUNNING", "SUCCEEDED", "FAILED", "STOPPED"})
+STUCK_CONTAINER_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+UNSCHEDULABLE, STARTING, STARTED = "Unschedulable", "Starting", "Started"
+WAITING_REASONS = frozenset({UNSCHEDULABLE, STARTING, *STUCK_CONTAINER_REASONS})
+"""Reasons a Running trial shows while its attempt waits for its pods; cleared once they run."""
+PRE_RUNNING_DEADLINE = "PreRunningDeadlineExceeded"
 
 # Restricted Pod Security Standard: what a namespace labelled `restricted` admits.
 POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -61,39 +88,6 @@ def _resources(cpu: float, memory: str, gpus: int, gpu_resource: str) -> dict[st
     return {"requests": amount, "limits": limits}
 
 
-def _pod(
-    trial: Trial,
-    image: str,
-    container: str,
-    resources: dict[str, Any],
-    pool: NodePool | None,
-    settings: TrainerSettings,
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "serviceAccountName": settings.service_account,
-        "securityContext": copy.deepcopy(POD_SECURITY),
-        "containers": [
-            {
-                "name": container,
-                "image": image,
-                "resources": resources,
-                "securityContext": copy.deepcopy(CONTAINER_SECURITY),
-                "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
-            }
-        ],
-        # Ray's object store falls back to slow /tmp when /dev/shm is the container default (64 MB).
-        "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
-    }
-    if trial.spec.scheduling.priority_class_name:
-        spec["priorityClassName"] = trial.spec.scheduling.priority_class_name
-    if pool is not None:
-        if pool.node_selector:
-            spec["nodeSelector"] = dict(pool.node_selector)
-        if pool.tolerations:
-            spec["tolerations"] = [_toleration(t) for t in pool.tolerations]
-    return {"metadata": {"labels": _labels(trial)}, "spec": spec}
-
-
 def _labels(trial: Trial) -> dict[str, str]:
     return {
         LABEL_CAMPAIGN: trial.spec.campaign,
@@ -109,66 +103,135 @@ def _gpus(trial: Trial, pool: NodePool | None) -> int:
     return math.ceil(trial.spec.resources.gpu)
 
 
-def build_rayjob(
-    trial: Trial, attempt: int, campaign: TrainingCampaign, settings: TrainerSettings
-) -> dict[str, Any]:
-    """The RayJob for one attempt of `trial`: its own RayCluster on the phase's node pool."""
-    name = job_name(trial.name, attempt)
-    if len(name) > RAYJOB_NAME_LIMIT:  # naming guarantees this; a violation is our bug, not the user's
-        raise ValueError(f"RayJob name {name!r} is longer than {RAYJOB_NAME_LIMIT} characters")
-    executor = campaign.spec.executor
-    sched = trial.spec.scheduling
-    pool = sched.node_pool
-    image = trial.spec.image or settings.image
-    res = trial.spec.resources
-    memory = res.memory or DEFAULT_MEMORY
-    gpus = _gpus(trial, pool)
-    gpu_resource = pool.gpu_resource if pool is not None else "nvidia.com/gpu"
+@dataclass(frozen=True)
+class _PodContext:
+    """What every pod of one attempt shares: its pool, labels, image and account."""
 
+    trial: Trial
+    attempt: int
+    image: str
+    pool: NodePool | None
+    settings: TrainerSettings
+
+    @property
+    def extra(self) -> PodTemplate:
+        pool = self.pool
+        return pool.pod_template if pool is not None and pool.pod_template is not None else NO_ADDITIONS
+
+    @property
+    def pull_policy(self) -> str:
+        pool = self.pool
+        if pool is not None and pool.image_pull_policy is not None:
+            return pool.image_pull_policy
+        return self.settings.image_pull_policy
+
+
+def _pod(ctx: _PodContext, container: str, resources: dict[str, Any]) -> dict[str, Any]:
+    """A pod template of the attempt: the pool's placement and additions, restricted-PSA security.
+
+    Pods carry the attempt's labels so the executor can find them (its submitter's too) in one list.
+    """
+    extra, pool = ctx.extra, ctx.pool
+    spec: dict[str, Any] = {
+        "serviceAccountName": extra.service_account_name or ctx.settings.service_account,
+        "securityContext": copy.deepcopy(POD_SECURITY),
+        "containers": [
+            {
+                "name": container,
+                "image": ctx.image,
+                "imagePullPolicy": ctx.pull_policy,
+                "resources": resources,
+                "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+            }
+        ],
+    }
+    if ctx.trial.spec.scheduling.priority_class_name:
+        spec["priorityClassName"] = ctx.trial.spec.scheduling.priority_class_name
+    if pool is not None and pool.node_selector:
+        spec["nodeSelector"] = dict(pool.node_selector)
+    if pool is not None and pool.tolerations:
+        spec["tolerations"] = [_toleration(t) for t in pool.tolerations]
+    metadata: dict[str, Any] = {
+        "labels": {**extra.labels, **_labels(ctx.trial), LABEL_ATTEMPT: str(ctx.attempt)}
+    }
+    if extra.annotations:
+        metadata["annotations"] = dict(extra.annotations)
+    return {"metadata": metadata, "spec": spec}
+
+
+def _ray_pod(ctx: _PodContext, container: str, resources: dict[str, Any]) -> dict[str, Any]:
+    """A Ray head or worker: the pool's env and volumes, and a RAM-backed /dev/shm."""
+    extra = ctx.extra
+    pod = _pod(ctx, container, resources)
+    main = pod["spec"]["containers"][0]
+    if extra.env:
+        main["env"] = [e.to_wire() for e in extra.env]
+    main["volumeMounts"] = [
+        {"name": SHM_VOLUME, "mountPath": SHM_PATH},
+        *(m.to_wire() for m in extra.volume_mounts),
+    ]
+    # Ray's object store falls back to slow /tmp when /dev/shm is the container default (64 MB).
+    pod["spec"]["volumes"] = [
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}},
+        *(v.to_wire() for v in extra.volumes),
+    ]
+    return pod
+
+
+def _cluster_spec(ctx: _PodContext, ray_version: str) -> dict[str, Any]:
+    """The attempt's own RayCluster: a head, plus a worker group when the trial has workers."""
+    res = ctx.trial.spec.resources
+    memory = res.memory or DEFAULT_MEMORY
+    gpus = _gpus(ctx.trial, ctx.pool)
+    gpu_resource = ctx.pool.gpu_resource if ctx.pool is not None else "nvidia.com/gpu"
+    trainer = _resources(res.cpu, memory, gpus, gpu_resource)
+    if res.workers == 0:
+        # Ray Train local mode: the training loop runs in the driver, on the head, so the head
+        # carries the GPUs.
+        head = {
+            "rayStartParams": {"dashboard-host": "0.0.0.0"},
+            "template": _ray_pod(ctx, "ray-head", trainer),
+        }
+        return {"rayVersion": ray_version, "headGroupSpec": head}
+    head_resources = _resources(1, HEAD_MEMORY, 0, gpu_resource)
+    head_resources["limits"]["cpu"] = HEAD_CPU
+    # No training on the head: the workers take it all.
+    head = {
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        "template": _ray_pod(ctx, "ray-head", head_resources),
+    }
+    workers = {
+        "groupName": "trainers",
+        "replicas": res.workers,
+        "minReplicas": res.workers,
+        "maxReplicas": res.workers,
+        "rayStartParams": {},
+        "template": _ray_pod(ctx, "ray-worker", trainer),
+    }
+    return {"rayVersion": ray_version, "headGroupSpec": head, "workerGroupSpecs": [workers]}
+
+
+def _submitter(ctx: _PodContext) -> dict[str, Any]:
+    """The pod that runs `ray job submit`: small, never restarted (its Job retries)."""
+    pod = _pod(ctx, "ray-job-submitter", copy.deepcopy(SUBMITTER_RESOURCES))
+    pod["spec"]["restartPolicy"] = "Never"
+    return pod
+
+
+def _metadata(trial: Trial, attempt: int) -> dict[str, Any]:
+    sched = trial.spec.scheduling
     labels = {**_labels(trial), LABEL_ATTEMPT: str(attempt)}
     if sched.queue_name:
         labels[KUEUE_QUEUE] = sched.queue_name
     if sched.workload_priority_class:
         labels[KUEUE_PRIORITY] = sched.workload_priority_class
-
-    if res.workers == 0:
-        # Ray Train local mode: the training loop runs in the driver, on the head, so the head
-        # carries the node pool and the GPUs.
-        head = _pod(trial, image, "ray-head", _resources(res.cpu, memory, gpus, gpu_resource), pool, settings)
-        workers: list[dict[str, Any]] = []
-        head_params = {"dashboard-host": "0.0.0.0"}
-    else:
-        head = _pod(trial, image, "ray-head", _resources(1, HEAD_MEMORY, 0, gpu_resource), None, settings)
-        head["spec"]["containers"][0]["resources"]["limits"]["cpu"] = HEAD_CPU
-        # No training on the head: the workers (on the pool) take it all.
-        head_params = {"dashboard-host": "0.0.0.0", "num-cpus": "0"}
-        worker = _pod(
-            trial, image, "ray-worker", _resources(res.cpu, memory, gpus, gpu_resource), pool, settings
-        )
-        workers = [
-            {
-                "groupName": "trainers",
-                "replicas": res.workers,
-                "minReplicas": res.workers,
-                "maxReplicas": res.workers,
-                "rayStartParams": {},
-                "template": worker,
-            }
-        ]
-    submitter = _pod(
-        trial, image, "ray-job-submitter", _resources(0.5, "512Mi", 0, gpu_resource), None, settings
-    )
-    submitter["spec"]["restartPolicy"] = "Never"
-    submitter["spec"]["containers"][0]["resources"] = {
-        "requests": {"cpu": "500m", "memory": "200Mi"},
-        "limits": {"cpu": "1", "memory": "1Gi"},
+    meta: dict[str, Any] = {
+        "name": job_name(trial.name, attempt),
+        "namespace": trial.metadata.namespace,
+        "labels": labels,
     }
-    submitter["spec"]["containers"][0].pop("volumeMounts")
-    submitter["spec"].pop("volumes")
-
-    owner = []
     if trial.metadata.uid:
-        owner = [
+        meta["ownerReferences"] = [
             {
                 "apiVersion": trial.api_version,
                 "kind": "Trial",
@@ -178,16 +241,31 @@ def build_rayjob(
                 "blockOwnerDeletion": True,
             }
         ]
+    return meta
+
+
+def build_rayjob(
+    trial: Trial, attempt: int, campaign: TrainingCampaign, settings: TrainerSettings
+) -> dict[str, Any]:
+    """The RayJob for one attempt of `trial`: its own RayCluster on the phase's node pool.
+
+    Only fields that every supported KubeRay release's CRD has (tests/integration/k8s checks each
+    with strict field validation); the pre-running deadline is ours (`startup_outcome`).
+    """
+    metadata = _metadata(trial, attempt)
+    if len(metadata["name"]) > RAYJOB_NAME_LIMIT:  # naming guarantees this; a violation is our bug
+        raise ValueError(f"RayJob name {metadata['name']!r} is longer than {RAYJOB_NAME_LIMIT} characters")
+    executor = campaign.spec.executor
+    pool = trial.spec.scheduling.node_pool
+    image = trial.spec.image or settings.image
+    ctx = _PodContext(trial, attempt, image, pool, settings)
+    res = trial.spec.resources
+    gpus = _gpus(trial, pool)
     env = {TRIAL_ENV: trial_document(trial), **settings.env}
     return {
         "apiVersion": f"{RAY_GROUP}/{RAY_VERSION}",
         "kind": KIND,
-        "metadata": {
-            "name": name,
-            "namespace": trial.metadata.namespace,
-            "labels": labels,
-            **({"ownerReferences": owner} if owner else {}),
-        },
+        "metadata": metadata,
         "spec": {
             "entrypoint": entrypoint(settings),
             "runtimeEnvYAML": yaml.safe_dump({"env_vars": env}, sort_keys=True),
@@ -196,13 +274,8 @@ def build_rayjob(
             "shutdownAfterJobFinishes": True,
             "ttlSecondsAfterFinished": executor.ttl_seconds_after_finished,
             "activeDeadlineSeconds": executor.active_deadline_seconds,
-            "preRunningDeadlineSeconds": executor.pre_running_deadline_seconds,
-            "submitterPodTemplate": submitter,
-            "rayClusterSpec": {
-                "rayVersion": executor.ray_version,
-                "headGroupSpec": {"rayStartParams": head_params, "template": head},
-                **({"workerGroupSpecs": workers} if workers else {}),
-            },
+            "submitterPodTemplate": _submitter(ctx),
+            "rayClusterSpec": _cluster_spec(ctx, executor.ray_version),
         },
     }
 
@@ -257,17 +330,182 @@ def _attempt_over(trial: Trial, attempt: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PodProblem:
+    """Why a pod of an attempt does not run: the scheduler's or the kubelet's reason and message."""
+
+    reason: str
+    message: str
+
+
+def _pod_name(pod: dict[str, Any]) -> str:
+    return str(pod.get("metadata", {}).get("name", "?"))
+
+
+def _unscheduled(pod: dict[str, Any]) -> PodProblem | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return PodProblem(
+                UNSCHEDULABLE, f"pod {_pod_name(pod)}: {cond.get('message') or cond.get('reason')}"
+            )
+    return None
+
+
+def _container_stuck(pod: dict[str, Any]) -> PodProblem | None:
+    status = pod.get("status") or {}
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in STUCK_CONTAINER_REASONS:
+            detail = waiting.get("message") or reason
+            return PodProblem(reason, f"pod {_pod_name(pod)}, container {cs.get('name')}: {detail}")
+    return None
+
+
+def pod_problem(pods: list[dict[str, Any]]) -> PodProblem | None:
+    """The first thing that keeps an attempt's pods from running: scheduling, then containers."""
+    live = sorted((p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")), key=_pod_name)
+    for check in (_unscheduled, _container_stuck):
+        for pod in live:
+            problem = check(pod)
+            if problem is not None:
+                return problem
+    return None
+
+
+def has_started(rayjob: dict[str, Any]) -> bool:
+    """The attempt's Ray job runs (or ran). KubeRay's jobDeploymentStatus alone says Running as
+    soon as it created the submitter, which may itself never be scheduled."""
+    return (rayjob.get("status") or {}).get("jobStatus") in STARTED_JOB_STATUSES
+
+
+def _clock_start(trial: Trial, rayjob: dict[str, Any]) -> datetime | None:
+    """The attempt's start, or KubeRay's later one: it restarts the RayJob's startTime when Kueue
+    admits a suspended job, so a wait in Kueue's queue does not count."""
+    starts = [trial.status.start_time]
+    stamp = (rayjob.get("status") or {}).get("startTime")
+    if stamp:
+        starts.append(datetime.fromisoformat(stamp))
+    known = [s for s in starts if s is not None]
+    return max(known) if known else None
+
+
+def _kuberay_view(rayjob: dict[str, Any]) -> str:
+    status = rayjob.get("status") or {}
+    deployment = status.get("jobDeploymentStatus") or "New"
+    return f"KubeRay reports jobDeploymentStatus {deployment}, jobStatus {status.get('jobStatus') or 'unset'}"
+
+
+def startup_outcome(
+    rayjob: dict[str, Any],
+    trial: Trial,
+    deadline_seconds: int,
+    now: datetime,
+    problem: PodProblem | None,
+) -> JobOutcome | None:
+    """Until an attempt's Ray job runs: its pods' trouble on the trial, and the pre-running deadline.
+
+    KubeRay 1.4/1.5 have no such deadline: a RayJob whose pods never start waits until
+    activeDeadlineSeconds (a day by default). None when there is nothing to add.
+    """
+    name = rayjob.get("metadata", {}).get("name", "?")
+    shown = trial.status.reason
+    if has_started(rayjob):
+        if shown in WAITING_REASONS:
+            return JobOutcome(TrialState.RUNNING, STARTED, f"RayJob {name} is running")
+        return None
+    since = _clock_start(trial, rayjob)
+    if since is not None and (now - since).total_seconds() > deadline_seconds:
+        why = problem.message if problem is not None else _kuberay_view(rayjob)
+        return JobOutcome(
+            TrialState.FAILED,
+            PRE_RUNNING_DEADLINE,
+            f"RayJob {name} did not start running within {deadline_seconds}s"
+            f" (executor.preRunningDeadlineSeconds): {why}",
+        )
+    if problem is not None:
+        return JobOutcome(TrialState.RUNNING, problem.reason, f"RayJob {name} is waiting: {problem.message}")
+    if shown in WAITING_REASONS - {STARTING}:
+        return JobOutcome(
+            TrialState.RUNNING,
+            STARTING,
+            f"RayJob {name}: its pods are no longer held up; its Ray job is starting",
+        )
+    return None
+
+
+def trainer_identity(
+    namespace: str, account: str, cluster_role: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trainer's ServiceAccount in `namespace` and its RoleBinding to the trainer ClusterRole."""
+    labels = {LABEL_MANAGED_BY: MANAGER}
+    service_account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": account, "namespace": namespace, "labels": labels},
+    }
+    binding = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": cluster_role, "namespace": namespace, "labels": labels},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+    return service_account, binding
+
+
+class TrainerAccounts:
+    """Gives trainers their identity in a namespace before its first RayJob, once per process.
+
+    Campaigns may live in any namespace the operator watches (all of them, cluster-wide); the chart
+    cannot know them in advance, so the operator creates the ServiceAccount and binds it to the
+    chart's least-privilege ClusterRole, the only one it may bind.
+    """
+
+    def __init__(self, client: KubeClient, settings: TrainerSettings):
+        self.client = client
+        self.settings = settings
+        self._ready: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def ensure(self, namespace: str) -> None:
+        role = self.settings.cluster_role
+        if not role or namespace in self._ready:
+            return
+        async with self._lock:  # parallel launches in one namespace: one round of calls
+            if namespace in self._ready:
+                return
+            account, binding = trainer_identity(namespace, self.settings.service_account, role)
+            await self.client.ensure("", "v1", "serviceaccounts", namespace, account)
+            await self.client.ensure(RBAC_GROUP, "v1", "rolebindings", namespace, binding)
+            self._ready.add(namespace)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class KubeRayExecutor:
     """I/O for RayJobs of one campaign; `observe` lists them once per reconcile."""
 
     kind = "kuberay"
 
-    def __init__(self, client: KubeClient, campaign: TrainingCampaign, settings: TrainerSettings):
+    def __init__(
+        self,
+        client: KubeClient,
+        campaign: TrainingCampaign,
+        settings: TrainerSettings,
+        accounts: TrainerAccounts | None = None,
+        now: Callable[[], datetime] = _now,
+    ):
         self.client = client
         self.campaign = campaign
         self.settings = settings
+        self.accounts = accounts or TrainerAccounts(client, settings)
+        self.now = now
         self.namespace = campaign.metadata.namespace or "default"
         self._jobs: dict[str, dict[str, Any]] | None = None
+        self._pods: list[dict[str, Any]] | None = None
 
     async def observe(self, trials: list[Trial]) -> None:
         """One list per reconcile; also deletes RayJobs of attempts that are over.
@@ -295,6 +533,7 @@ class KubeRayExecutor:
         body = build_rayjob(trial, attempt, self.campaign, self.settings)
         name = body["metadata"]["name"]
         if self._jobs is None or name not in self._jobs:
+            await self.accounts.ensure(self.namespace)  # before KubeRay creates pods that need it
             with contextlib.suppress(AlreadyExists):  # a repeat after a crash is a no-op
                 await self.client.create(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, body)
         return ExecutorRef(kind=KIND, name=name, namespace=self.namespace, attempt=attempt)
@@ -309,7 +548,20 @@ class KubeRayExecutor:
                 job = await self.client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, ref.name)
             except NotFound:
                 return JobOutcome(TrialState.FAILED, "JobLost", f"RayJob {ref.name} no longer exists")
-        return outcome_of(job, trial)
+        outcome = outcome_of(job, trial)
+        if outcome is not None:
+            return outcome
+        problem = None if has_started(job) else pod_problem(await self._pods_of(trial.name, ref.attempt))
+        deadline = self.campaign.spec.executor.pre_running_deadline_seconds
+        return startup_outcome(job, trial, deadline, self.now(), problem)
+
+    async def _pods_of(self, trial: str, attempt: int) -> list[dict[str, Any]]:
+        """An attempt's pods (head, workers, submitter), from one list of the campaign's per reconcile."""
+        if self._pods is None:
+            selector = f"{LABEL_CAMPAIGN}={self.campaign.metadata.name},{LABEL_MANAGED_BY}={MANAGER}"
+            self._pods = await self.client.list_objects("", "v1", "pods", self.namespace, selector)
+        wanted = {LABEL_TRIAL: trial, LABEL_ATTEMPT: str(attempt)}
+        return [p for p in self._pods if wanted.items() <= p["metadata"].get("labels", {}).items()]
 
     async def stop(self, trial: Trial) -> None:
         """Deleting the RayJob makes KubeRay stop the Ray job and remove its cluster."""

@@ -156,7 +156,8 @@ class KubeClient:
     # -- generic custom objects ---------------------------------------------------------------
     @staticmethod
     def _path(group: str, version: str, plural: str, namespace: str, name: str | None = None) -> str:
-        base = f"/apis/{group}/{version}/namespaces/{namespace}/{plural}"
+        root = f"/apis/{group}/{version}" if group else f"/api/{version}"  # "": the core group
+        base = f"{root}/namespaces/{namespace}/{plural}"
         return f"{base}/{name}" if name else base
 
     async def get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
@@ -194,6 +195,24 @@ class KubeClient:
             "POST", self._path(group, version, plural, namespace), body=body
         )
         return result
+
+    async def ensure(
+        self, group: str, version: str, plural: str, namespace: str, body: Mapping[str, Any]
+    ) -> bool:
+        """Create `body` unless an object of its name is there (get, then create); True if created.
+
+        Get first: a caller allowed to read but not to create (an admin pre-made the object) passes."""
+        name = body["metadata"]["name"]
+        try:
+            await self.get(group, version, plural, namespace, name)
+            return False
+        except NotFound:
+            pass
+        try:
+            await self.create(group, version, plural, namespace, body)
+        except AlreadyExists:  # someone else was first
+            return False
+        return True
 
     async def patch(
         self,

@@ -57,6 +57,19 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--trainer-service-account", default=TrainerSettings.service_account, show_default=True)
 @click.option(
+    "--trainer-cluster-role",
+    default="",
+    help="ClusterRole to bind the trainer service account to in each namespace before its first"
+    " RayJob (the chart's <release>-trainer); '' leaves both to the cluster's admin.",
+)
+@click.option(
+    "--trainer-image-pull-policy",
+    type=click.Choice(["Always", "IfNotPresent", "Never"]),
+    default=TrainerSettings.image_pull_policy,
+    show_default=True,
+    help="Pull policy of the Ray containers where the node pool sets none.",
+)
+@click.option(
     "--trainer-env", multiple=True, metavar="KEY=VALUE", help="Environment for trainers (repeatable)."
 )
 @click.option("--peering", default=None, help="kopf peering name (default: standalone, one replica).")
@@ -72,6 +85,8 @@ def main(
     trainer_image: str,
     trainer_python: str,
     trainer_service_account: str,
+    trainer_cluster_role: str,
+    trainer_image_pull_policy: str,
     trainer_env: tuple[str, ...],
     peering: str | None,
     verbose: bool,
@@ -90,6 +105,8 @@ def main(
             image=trainer_image,
             python=trainer_python,
             service_account=trainer_service_account,
+            cluster_role=trainer_cluster_role or None,
+            image_pull_policy=trainer_image_pull_policy,
             env=_env_pairs(trainer_env),
         ),
     )

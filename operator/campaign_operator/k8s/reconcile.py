@@ -25,7 +25,7 @@ from campaign_operator.api.common import Condition, ConditionStatus, TrialState
 from campaign_operator.api.validation import format_validation_error, rule_violations
 from campaign_operator.executors.base import Executor
 from campaign_operator.executors.common import TrainerSettings
-from campaign_operator.executors.kuberay import KubeRayExecutor
+from campaign_operator.executors.kuberay import KubeRayExecutor, TrainerAccounts
 from campaign_operator.executors.rayjobs import RayJobsExecutor
 from campaign_operator.planner import plan
 from campaign_operator.planner.conditions import set_condition
@@ -67,6 +67,7 @@ class Reconciler:
         self.trainer = trainer
         self.http = http
         self.now = now
+        self.trainer_accounts = TrainerAccounts(client, trainer)  # remembers namespaces it set up
         self._checked: dict[tuple[str | None, int | None], list[str]] = {}
 
     def _rule_violations(self, campaign: TrainingCampaign) -> list[str]:
@@ -80,7 +81,7 @@ class Reconciler:
     async def executor_for(self, campaign: TrainingCampaign) -> Executor:
         spec = campaign.spec.executor
         if spec.kind == ExecutorKind.KUBERAY:
-            return KubeRayExecutor(self.client, campaign, self.trainer)
+            return KubeRayExecutor(self.client, campaign, self.trainer, self.trainer_accounts, self.now)
         if spec.kind == ExecutorKind.RAYJOBS:
             token = None
             if spec.token_secret_ref is not None:

@@ -51,6 +51,8 @@ class OperatorConfig:
                 python=get("TRAINER_PYTHON", defaults.python) or defaults.python,
                 service_account=get("TRAINER_SERVICE_ACCOUNT", defaults.service_account)
                 or defaults.service_account,
+                cluster_role=get("TRAINER_CLUSTER_ROLE") or None,
+                image_pull_policy=get("TRAINER_IMAGE_PULL_POLICY") or defaults.image_pull_policy,
                 env=json.loads(get("TRAINER_ENV", "{}") or "{}"),
             ),
         )

@@ -1,7 +1,8 @@
 """RayJob lifecycle -> trial outcomes, with RayJob status written the way KubeRay writes it.
 
 No KubeRay controller runs here: the test plays it, patching each RayJob's status subresource through
-the real apiserver, while the real operator (a separate process) watches and reacts.
+the real apiserver, while the real operator (a separate process) watches and reacts. A successful
+trial's verdict comes from its trainer, as on a cluster: the test writes it into the Trial's status.
 """
 
 from __future__ import annotations
@@ -11,24 +12,25 @@ from typing import Any
 
 import pytest
 
-from .opkit import Kube, condition, kuberay_status, wait_for
+from .opkit import RAY_PATH, Kube, condition, kuberay_status, wait_for
 
 pytestmark = pytest.mark.integration
 
+TRAINER_SUCCEEDED = "TrainerSucceeded"  # the trainer reports its verdict before KubeRay sees the job end
 CASES = ["ok", "app-failed", "deadline", "submission-failed", "preempted-then-ok"]
 SCRIPTS: dict[str, list[str]] = {
-    "ok": ["Initializing", "Running", "Succeeded"],
+    "ok": ["Initializing", "Running", TRAINER_SUCCEEDED],
     "app-failed": ["Initializing", "Running", "AppFailed"],
     "deadline": ["Initializing", "Running", "DeadlineExceeded"],
     "submission-failed": ["Initializing", "SubmissionFailed"],
     "preempted-then-ok": ["Initializing", "Running", "Suspended"],
 }
 EXPECTED = {
-    "ok": ("Succeeded", "JobSucceeded"),
+    "ok": ("Succeeded", "Completed"),
     "app-failed": ("Failed", "AppFailed"),
     "deadline": ("Failed", "DeadlineExceeded"),
     "submission-failed": ("Failed", "SubmissionFailed"),
-    "preempted-then-ok": ("Succeeded", "JobSucceeded"),
+    "preempted-then-ok": ("Succeeded", "Completed"),
 }
 
 
@@ -55,6 +57,27 @@ def case_of(kube: Kube, ns: str, job: dict[str, Any]) -> str:
     return str(kube.ok("GET", kube.path(ns, "trials", trial))["spec"]["parameters"]["case"])
 
 
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def trainer_reports_success(kube: Kube, ns: str, job: str) -> None:
+    """What the trainer writes into its Trial's status when training finished (then its job ends)."""
+    trial = kube.ok("GET", f"{RAY_PATH.format(ns=ns)}/{job}")["metadata"]["labels"]["trial"]
+    verdict = {
+        "state": "Succeeded",
+        "reason": "Completed",
+        "message": "trained 1 epoch",
+        "completionTime": utc_now(),
+    }
+    kube.ok(
+        "PATCH",
+        kube.path(ns, "trials", trial) + "/status",
+        {"status": verdict},
+        "application/merge-patch+json",
+    )
+
+
 def trial_by_case(kube: Kube, ns: str, name: str) -> dict[str, dict[str, Any]]:
     return {t["spec"]["parameters"]["case"]: t for t in kube.trials(ns, name)}
 
@@ -76,7 +99,9 @@ def test_rayjob_statuses_become_trial_outcomes(kube: Kube, namespace: str, opera
     for step in range(3):
         for case, job in by_case.items():
             script = SCRIPTS[case]
-            if step < len(script):
+            if step < len(script) and script[step] == TRAINER_SUCCEEDED:
+                trainer_reports_success(kube, namespace, job)
+            elif step < len(script):
                 if script[step] == "Suspended":  # Kueue suspends the spec first, KubeRay then reports it
                     kube.ok(
                         "PATCH",
@@ -102,9 +127,10 @@ def test_rayjob_statuses_become_trial_outcomes(kube: Kube, namespace: str, opera
         {"spec": {"suspend": False}},
         "application/merge-patch+json",
     )
-    for step in ("Initializing", "Running", "Succeeded"):
+    for step in ("Initializing", "Running"):
         assert kube.patch_rayjob_status(namespace, job, kuberay_status(step, job)).status_code == 200
         time.sleep(0.2)
+    trainer_reports_success(kube, namespace, job)
 
     wait_for(lambda: kube.state(namespace, "life") == "Succeeded", 60, f"campaign Succeeded\n{op.log_tail()}")
     trials = trial_by_case(kube, namespace, "life")
@@ -207,3 +233,88 @@ def test_suspend_pauses_launches_and_delete_stops_running_jobs(
         "campaign gone",
     )
     wait_for(lambda: kube.rayjobs(namespace, "sus") == [], 30, "RayJobs of the deleted campaign stopped")
+
+
+SCHEDULER_SAYS = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are available"
+
+
+def unschedulable_head(kube: Kube, ns: str, job: dict[str, Any]) -> None:
+    """Plays KubeRay and the scheduler: the job's head pod, Pending for want of a GPU."""
+    template = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    name = f"{job['metadata']['name']}-head-x1"
+    labels = {
+        **template["metadata"]["labels"],
+        "ray.io/cluster": f"{job['metadata']['name']}-raycluster-abcde",
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": template["spec"],
+    }
+    kube.ok("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+    scheduled = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": SCHEDULER_SAYS,
+        "lastTransitionTime": utc_now(),
+    }
+    kube.ok(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/pods/{name}/status",
+        {"status": {"phase": "Pending", "conditions": [scheduled]}},
+        "application/merge-patch+json",
+    )
+
+
+def test_pods_that_never_schedule_show_why_then_fail_at_the_pre_running_deadline(
+    kube: Kube, namespace: str, operator_factory: Any
+) -> None:
+    operator_factory(namespace)
+    manifest = campaign("pre", ["stuck", "runs"], 1.0)
+    manifest["spec"]["executor"]["preRunningDeadlineSeconds"] = 15
+    kube.create_campaign(namespace, manifest)
+    jobs = wait_for(
+        lambda: len(kube.rayjobs(namespace, "pre")) == 2 and kube.rayjobs(namespace, "pre"), 60, "RayJobs"
+    )
+    by_case = {case_of(kube, namespace, j): j for j in jobs}
+    assert "preRunningDeadlineSeconds" not in by_case["stuck"]["spec"]  # KubeRay 1.5 would drop it
+    wait_for(
+        lambda: all(t.get("status", {}).get("state") == "Running" for t in kube.trials(namespace, "pre")),
+        30,
+        "both trials Running",
+    )
+    stuck, runs = by_case["stuck"]["metadata"]["name"], by_case["runs"]["metadata"]["name"]
+    unschedulable_head(kube, namespace, by_case["stuck"])
+    assert (
+        kube.patch_rayjob_status(namespace, stuck, kuberay_status("Initializing", stuck)).status_code == 200
+    )
+    for step in ("Initializing", "Running"):
+        assert kube.patch_rayjob_status(namespace, runs, kuberay_status(step, runs)).status_code == 200
+    started = time.monotonic()
+
+    # While it waits, the trial says why: Running, reason Unschedulable, the scheduler's words.
+    def waiting() -> dict[str, Any] | None:
+        status = trial_by_case(kube, namespace, "pre")["stuck"]["status"]
+        return status if status.get("reason") == "Unschedulable" else None
+
+    status = wait_for(waiting, 30, "the stuck trial to show Unschedulable")
+    assert status["state"] == "Running" and SCHEDULER_SAYS in status["message"]
+
+    def failed() -> dict[str, Any] | None:
+        status = trial_by_case(kube, namespace, "pre")["stuck"]["status"]
+        return status if status["state"] == "Failed" else None
+
+    status = wait_for(failed, 45, "the stuck trial to fail at its pre-running deadline")
+    assert time.monotonic() - started >= 10  # not before its deadline (15 s from KubeRay's start)
+    assert status["reason"] == "PreRunningDeadlineExceeded"
+    assert SCHEDULER_SAYS in status["message"] and "15s" in status["message"]
+    wait_for(
+        lambda: [j["metadata"]["name"] for j in kube.rayjobs(namespace, "pre")] == [runs],
+        30,
+        "stuck RayJob deleted",
+    )
+    # The job whose Ray job runs is not the deadline's business, however long it runs.
+    other = trial_by_case(kube, namespace, "pre")["runs"]["status"]
+    assert other["state"] == "Running" and not other.get("reason"), other
