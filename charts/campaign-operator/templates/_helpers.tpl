@@ -10,3 +10,5 @@ app.kubernetes.io/name: {{ include "co.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- define "co.image" -}}{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}{{- end -}}
+{{- /* The trainer's ClusterRole: the only role the operator may bind (in campaigns' namespaces). */ -}}
+{{- define "co.trainerRole" -}}{{ .Release.Name }}-trainer{{- end -}}

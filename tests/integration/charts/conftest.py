@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+import yaml
+
+from rig.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "campaign-operator"
@@ -26,3 +32,41 @@ def helm(tools_bin: Path):
         return r.stdout
 
     return run
+
+
+def render(helm, namespace: str, *values: str) -> list[dict[str, Any]]:
+    """`helm template` of the chart as release `co` in `namespace`, with `--set` values."""
+    args = ["template", "co", str(CHART), "--namespace", namespace]
+    for v in values:
+        args += ["--set", v]
+    return [d for d in yaml.safe_load_all(helm(*args)) if d]
+
+
+def apply_object(
+    cp: ControlPlane, doc: dict[str, Any], namespace: str, dry_run: bool = False
+) -> requests.Response:
+    """Server-side apply of one object, as `kubectl apply --server-side` would."""
+    api = doc["apiVersion"]
+    group_path = f"/api/{api}" if "/" not in api else f"/apis/{api}"
+    plural = _plural(cp, api, doc["kind"])
+    ns = doc.get("metadata", {}).get("namespace") or (None if _cluster_scoped(doc["kind"]) else namespace)
+    scope = f"/namespaces/{ns}" if ns else ""
+    query = "fieldManager=test&force=true" + ("&dryRun=All" if dry_run else "")
+    with cp.session() as s:
+        return s.patch(
+            f"{cp.server}{group_path}{scope}/{plural}/{doc['metadata']['name']}?{query}",
+            data=json.dumps(doc),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+
+
+def _cluster_scoped(kind: str) -> bool:
+    return kind in ("ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace")
+
+
+def _plural(cp: ControlPlane, api: str, kind: str) -> str:
+    path = f"/api/{api}" if "/" not in api else f"/apis/{api}"
+    for res in cp.request("GET", path).json()["resources"]:
+        if res["kind"] == kind and "/" not in res["name"]:
+            return str(res["name"])
+    raise AssertionError(f"{kind} not served at {path}")

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import filecmp
 import json
+import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from rig.controlplane import ControlPlane
 
-from .conftest import CHART, REPO
+from .conftest import CHART, REPO, apply_object, render
 
 pytestmark = pytest.mark.integration
-
-
-def render(helm, namespace: str, *values: str) -> list[dict[str, Any]]:
-    args = ["template", "co", str(CHART), "--namespace", namespace]
-    for v in values:
-        args += ["--set", v]
-    return [d for d in yaml.safe_load_all(helm(*args)) if d]
 
 
 def test_chart_lints(helm):
@@ -51,7 +44,7 @@ def test_rendered_manifests_are_accepted_by_the_apiserver(control_plane: Control
     kinds = sorted({d["kind"] for d in docs})
     assert {"Deployment", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount"} <= set(kinds)
     for doc in docs:
-        r = _dry_run_apply(control_plane, doc, namespace)
+        r = apply_object(control_plane, doc, namespace, dry_run=True)
         assert r.status_code in (200, 201), f"{doc['kind']}/{doc['metadata']['name']}: {r.text[:500]}"
 
 
@@ -75,7 +68,7 @@ def test_operator_pod_passes_restricted_pod_security(control_plane: ControlPlane
 def test_rbac_is_least_privilege(control_plane: ControlPlane, helm, namespace):
     for doc in render(helm, namespace):
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Role", "RoleBinding"):
-            assert _apply(control_plane, doc, namespace).status_code in (200, 201)
+            assert apply_object(control_plane, doc, namespace).status_code in (200, 201)
         if doc["kind"] in ("ClusterRole", "Role"):
             for rule in doc["rules"]:
                 assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
@@ -93,38 +86,46 @@ def test_rbac_is_least_privilege(control_plane: ControlPlane, helm, namespace):
     assert not can("create", "pods")
     assert not can("delete", "trainingcampaigns.training.campaign-operator.io")
     assert not can("update", "trainingcampaigns.training.campaign-operator.io")  # users own the spec
+    assert can("list", "pods")  # why a trial's pods wait (the scheduler's message)
+    assert not can("delete", "pods")
+    assert can("create", "serviceaccounts") and can("create", "rolebindings.rbac.authorization.k8s.io")
+    assert not can("delete", "serviceaccounts") and not can("patch", "rolebindings.rbac.authorization.k8s.io")
+    assert can("bind", "clusterroles.rbac.authorization.k8s.io/co-trainer")
+    assert not can("bind", "clusterroles.rbac.authorization.k8s.io/edit")
+    assert not can("escalate", "clusterroles.rbac.authorization.k8s.io/co-trainer")
 
 
-def _dry_run_apply(cp: ControlPlane, doc: dict[str, Any], namespace: str):
-    return _apply(cp, doc, namespace, dry_run=True)
+LOCAL_RIG = (
+    "image.repository=localhost/campaign-operator",
+    "image.tag=0123abc",
+    "image.pullPolicy=Never",
+    "trainer.image=localhost/campaign-trainer:0123abc",
+    "trainer.imagePullPolicy=Never",
+)
 
 
-def _apply(cp: ControlPlane, doc: dict[str, Any], namespace: str, dry_run: bool = False):
-    """Server-side apply of one object, as `kubectl apply --server-side` would."""
-    api = doc["apiVersion"]
-    group_path = f"/api/{api}" if "/" not in api else f"/apis/{api}"
-    plural = _plural(cp, api, doc["kind"])
-    ns = doc.get("metadata", {}).get("namespace") or (None if _cluster_scoped(doc["kind"]) else namespace)
-    scope = f"/namespaces/{ns}" if ns else ""
-    query = "fieldManager=test&force=true" + ("&dryRun=All" if dry_run else "")
-    with cp.session() as s:
-        return s.patch(
-            f"{cp.server}{group_path}{scope}/{plural}/{doc['metadata']['name']}?{query}",
-            data=json.dumps(doc),
-            headers={"Content-Type": "application/apply-patch+yaml"},
-        )
+def test_images_and_pull_policies_are_settable_for_a_local_rig(helm, namespace):
+    (deploy,) = [d for d in render(helm, namespace, *LOCAL_RIG) if d["kind"] == "Deployment"]
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "localhost/campaign-operator:0123abc"
+    assert container["imagePullPolicy"] == "Never"
+    assert "--trainer-image=localhost/campaign-trainer:0123abc" in container["args"]
+    assert "--trainer-image-pull-policy=Never" in container["args"]
+    assert "--trainer-cluster-role=co-trainer" in container["args"]
+    (default,) = [d for d in render(helm, namespace) if d["kind"] == "Deployment"]
+    assert (
+        "--trainer-image-pull-policy=IfNotPresent"
+        in default["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
 
 
-def _cluster_scoped(kind: str) -> bool:
-    return kind in ("ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace")
-
-
-def _plural(cp: ControlPlane, api: str, kind: str) -> str:
-    path = f"/api/{api}" if "/" not in api else f"/apis/{api}"
-    for res in cp.request("GET", path).json()["resources"]:
-        if res["kind"] == kind and "/" not in res["name"]:
-            return str(res["name"])
-    raise AssertionError(f"{kind} not served at {path}")
+def test_values_schema_refuses_a_pull_policy_kubernetes_would_not_know(tools_bin: Path):
+    r = subprocess.run(
+        [str(tools_bin / "helm"), "template", "co", str(CHART), "--set", "trainer.imagePullPolicy=never"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0 and "trainer/imagePullPolicy" in r.stderr, r.stderr
 
 
 def test_crds_dir_has_only_crds():
