@@ -27,7 +27,7 @@ from campaign_operator.planner.naming import RAYJOB_NAME_LIMIT, job_name
 from campaign_operator.planner.trials import LABEL_CAMPAIGN, LABEL_PHASE
 
 from .base import JobOutcome
-from .common import TRIAL_ENV, TrainerSettings, entrypoint, trial_document
+from .common import TRIAL_ENV, TrainerSettings, entrypoint, outcome_not_reported, trial_document
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,8 @@ def build_rayjob(
 def outcome_of(rayjob: dict[str, Any], trial: Trial) -> JobOutcome | None:
     """KubeRay's view of an attempt -> a trial outcome; None when there is nothing to add.
 
-    Only called for trials that are still Running (the trainer reports its own outcome first).
+    Only called for trials that are still Running: the trainer reports its own outcome before its
+    job ends, so a job that succeeded without one is a failure (OutcomeNotReported), never a success.
     """
     status = rayjob.get("status") or {}
     deployment = status.get("jobDeploymentStatus") or ""
@@ -293,7 +294,7 @@ def outcome_of(rayjob: dict[str, Any], trial: Trial) -> JobOutcome | None:
     name = rayjob.get("metadata", {}).get("name", "?")
     if deployment == "Complete":
         if job == "SUCCEEDED":
-            return JobOutcome(TrialState.SUCCEEDED, "JobSucceeded", f"RayJob {name} succeeded")
+            return outcome_not_reported(f"RayJob {name}")
         if job == "STOPPED":
             return JobOutcome(TrialState.STOPPED, "JobStopped", f"RayJob {name} was stopped")
         return JobOutcome(

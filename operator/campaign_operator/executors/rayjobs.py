@@ -19,7 +19,7 @@ from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.planner.naming import job_name
 
 from .base import JobOutcome
-from .common import TRIAL_ENV, TrainerSettings, entrypoint, trial_document
+from .common import TRIAL_ENV, TrainerSettings, entrypoint, outcome_not_reported, trial_document
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,13 @@ class RayJobsError(RuntimeError):
 
 
 def outcome_of(details: dict[str, Any], trial: Trial) -> JobOutcome | None:
-    """Ray's JobDetails -> a trial outcome (only for trials the trainer left Running)."""
+    """Ray's JobDetails -> a trial outcome (only for trials the trainer left Running: one that
+    succeeded without the trainer's outcome is OutcomeNotReported, see `outcome_not_reported`)."""
     status = details.get("status")
     sid = details.get("submission_id") or "?"
     message = (details.get("message") or "").strip()
     if status == "SUCCEEDED":
-        return JobOutcome(TrialState.SUCCEEDED, "JobSucceeded", f"Ray job {sid} succeeded")
+        return outcome_not_reported(f"Ray job {sid}")
     if status == "STOPPED":
         return JobOutcome(TrialState.STOPPED, "JobStopped", message or f"Ray job {sid} was stopped")
     if status == "FAILED":

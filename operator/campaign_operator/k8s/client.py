@@ -10,6 +10,7 @@ JSON-patch `test` (422/409) as Conflict, so callers can re-plan instead of overw
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -63,11 +64,22 @@ def _error(e: ApiException) -> ApiError:
         return NotFound(status, str(e.reason), body)
     if status == 409 and "AlreadyExists" in body:
         return AlreadyExists(status, str(e.reason), body)
-    # A JSON-patch `test` that fails answers 422 ("the server rejected our request due to an error
-    # in our request"/"testing value ... failed"); a stale resourceVersion answers 409 Conflict.
-    if status == 409 or (status == 422 and "test" in body.lower()):
+    # A stale resourceVersion answers 409 Conflict; a JSON patch that no longer applies (a `test`
+    # that fails, a `remove` of a path that is gone) answers 422 with no causes: the apiserver drops
+    # jsonpatch's own error and sends only "the server rejected our request due to an error in our
+    # request". A body the schema rejects is 422 too, but names its fields in causes.
+    if status == 409 or (status == 422 and not _causes(body)):
         return Conflict(status, str(e.reason), body)
     return ApiError(status, str(e.reason), body)
+
+
+def _causes(body: str) -> list[Any]:
+    try:
+        details = json.loads(body).get("details") or {}
+    except (ValueError, AttributeError):
+        return []
+    causes: list[Any] = details.get("causes") or []
+    return causes
 
 
 @dataclass(frozen=True)

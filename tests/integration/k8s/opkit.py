@@ -19,6 +19,7 @@ from rig.controlplane import ControlPlane
 
 GROUP_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/{ns}/{plural}"
 RAY_PATH = "/apis/ray.io/v1/namespaces/{ns}/rayjobs"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -291,10 +292,21 @@ class AddedRecorder:
         self.thread.join(timeout=45)
 
 
+def trainer_verdict(kube: Kube, ns: str, trial: str) -> None:
+    """What a trainer writes into its Trial's status when it finished, before its job ends: without
+    it, a job that succeeded is a failed attempt (OutcomeNotReported)."""
+    from campaign_trainer.outcome import Outcome, now_rfc3339
+    from campaign_trainer.reporters import outcome_patch
+
+    verdict = Outcome(trial, "Succeeded", "Completed", "trained 1 epoch", completion_time=now_rfc3339())
+    kube.ok("PATCH", kube.path(ns, "trials", trial) + "/status", outcome_patch(verdict), MERGE_PATCH)
+
+
 class FakeKubeRay:
     """Plays KubeRay's controller for the RayJobs of one namespace: each new RayJob goes
     Initializing -> Running, then after `run_seconds` ends as decided by `verdict(job)`:
-    "Succeeded" or "AppFailed". (KubeRay itself needs real pods and a Ray dashboard.)"""
+    "Succeeded" (its trainer's verdict first) or "AppFailed". (KubeRay itself needs real pods and a
+    Ray dashboard.)"""
 
     def __init__(
         self, kube: Kube, ns: str, verdict: Callable[[dict[str, Any]], str], run_seconds: float = 1.0
@@ -326,7 +338,20 @@ class FakeKubeRay:
                 self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Initializing", name))
                 self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Running", name))
             elif deployment == "Running" and time.monotonic() - self.seen[uid] > self.run_seconds:
-                self.kube.patch_rayjob_status(self.ns, name, kuberay_status(self.verdict(job), name))
+                verdict = self.verdict(job)
+                if verdict == "Succeeded" and not self._trainer_reported(job):
+                    continue
+                self.kube.patch_rayjob_status(self.ns, name, kuberay_status(verdict, name))
+
+    def _trainer_reported(self, job: dict[str, Any]) -> bool:
+        """The job's trainer reports its verdict once the operator has recorded the launch of its
+        attempt: a real Ray job takes far longer than an operator restart, this one 1 s."""
+        labels = job["metadata"]["labels"]
+        status = self.kube.ok("GET", self.kube.path(self.ns, "trials", labels["trial"])).get("status") or {}
+        if status.get("state") != "Running" or str(status.get("attempt")) != labels["attempt"]:
+            return False
+        trainer_verdict(self.kube, self.ns, labels["trial"])
+        return True
 
     def close(self) -> None:
         self.stop.set()
