@@ -1,0 +1,373 @@
+"""Campaigns on a real cluster: `kubectl apply` a manifest, the operator (a pod from our image,
+installed by our chart) creates RayJobs, the real KubeRay operator turns them into RayClusters whose
+head pods run our trainer image, the trainer trains and reports into Trial status, gates judge the
+reported metrics. Counts are exact; every trial trained in a pod."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from integration.k8s.opkit import Kube, wait_for
+from rig.cluster import GPU_CAPACITY, GPU_POOL, GPU_POOL_LABEL, GPU_TAINT_KEY, LocalCluster
+from rig.node import NODE_NAME
+from rig.product import NODE_SIZED_RESOURCES, Images, fit_to_node
+
+from .conftest import diagnostics, operator_pod, wait_campaign_done
+
+REPO = Path(__file__).resolve().parents[2]
+# Set-up (a first trainer-image import takes minutes) and a dozen RayJobs on two cores outlast the
+# suite's default 600 s.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(2400)]
+
+SMALL = NODE_SIZED_RESOURCES
+
+
+class PodRecorder:
+    """Every pod of a namespace as last seen, polled in the background: RayJobs and their pods are
+    deleted once a trial is over, and the test asserts on what ran."""
+
+    def __init__(self, kube: Kube, ns: str) -> None:
+        self.kube, self.ns = kube, ns
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.rayjobs: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PodRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for pod in self.kube.ok("GET", f"/api/v1/namespaces/{self.ns}/pods")["items"]:
+                    self.pods[pod["metadata"]["name"]] = pod
+                for job in self.kube.ok("GET", f"/apis/ray.io/v1/namespaces/{self.ns}/rayjobs")["items"]:
+                    self.rayjobs[job["metadata"]["name"]] = job
+            except Exception:  # the apiserver may be busy; the next poll catches up
+                pass
+            self._stop.wait(1.0)
+
+    def ray_pods(self) -> list[dict[str, Any]]:
+        return [p for p in self.pods.values() if "ray.io/node-type" in p["metadata"].get("labels", {})]
+
+
+def apply(cluster: LocalCluster, ns: str, manifest: dict[str, Any]) -> None:
+    """As a user would: kubectl apply of the YAML."""
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(manifest))
+
+
+def example(name: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / "examples" / name).read_text())
+
+
+def counts(campaign: dict[str, Any]) -> dict[str, dict[str, int]]:
+    return {p["name"]: p["counts"] for p in campaign["status"]["phases"]}
+
+
+def assert_trained_in_pods(kube: Kube, ns: str, name: str, rec: PodRecorder, images: Images) -> None:
+    """Every trial that ran was a RayJob whose head pod ran our trainer image and whose trainer
+    reported every epoch into the Trial."""
+    trials = kube.trials(ns, name)
+    ran = [
+        t
+        for t in trials
+        if t["status"]["state"] in ("Succeeded", "Failed") and t["status"].get("executorRef")
+    ]
+    assert ran
+    heads = {
+        p["metadata"]["labels"].get("ray.io/cluster", ""): p
+        for p in rec.ray_pods()
+        if p["metadata"]["labels"].get("ray.io/node-type") == "head"
+    }
+    for t in ran:
+        ref = t["status"]["executorRef"]
+        assert ref["kind"] == "RayJob", ref
+        job = rec.rayjobs.get(ref["name"])
+        assert job is not None, f"RayJob {ref['name']} of {t['metadata']['name']} never seen"
+        head = heads.get((job.get("status") or {}).get("rayClusterName", "?"))
+        assert head is not None, f"no head pod seen for {ref['name']}"
+        assert {c["image"] for c in head["spec"]["containers"]} == {images.trainer}
+        assert head["spec"]["serviceAccountName"] == "campaign-trainer"
+        if t["status"]["state"] == "Succeeded":
+            assert t["status"]["epoch"] >= 1 and t["status"]["metrics"], t["status"]
+
+
+@pytest.fixture
+def recorder(kube: Kube, ns: str) -> Iterator[PodRecorder]:
+    with PodRecorder(kube, ns) as rec:
+        yield rec
+
+
+def test_demo_campaign_succeeds_with_every_trial_trained_in_a_pod(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    manifest = fit_to_node(example("demo.yaml"))
+    manifest["spec"]["template"]["epochs"] = 2
+    t0 = time.monotonic()
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "demo", 1500)
+    wall = time.monotonic() - t0
+    assert c["status"]["state"] == "Succeeded", json.dumps(c["status"], indent=1)[:4000] + diagnostics(
+        cluster, ns
+    )
+    got = counts(c)
+    assert (got["smoke"]["succeeded"], got["smoke"]["total"]) == (1, 1)
+    # 4 x 2 grid: one point skipped by skipWhen (lr 100.0 came back from the apiserver as 100), the
+    # other lr=100 point diverges (NonFiniteLoss, not retried), six succeed.
+    explore = got["explore"]
+    assert (explore["total"], explore["skipped"], explore["failed"], explore["succeeded"]) == (8, 1, 1, 6)
+    assert (got["ensemble"]["succeeded"], got["ensemble"]["total"]) == (4, 4)
+    assert_trained_in_pods(kube, ns, "demo", recorder, images)
+    gate = next(p for p in c["status"]["phases"] if p["name"] == "explore")["gate"]
+    assert gate["passed"] is True and gate["values"]["best"]["metrics"]["r2"] > 0.5
+    (diverged,) = [t for t in kube.trials(ns, "demo") if t["status"]["state"] == "Failed"]
+    assert diverged["status"]["reason"] == "NonFiniteLoss", diverged["status"]
+    print(f"cluster demo: {wall:.0f}s wall")
+
+
+def test_a_phase_over_its_failure_threshold_fails_the_campaign_with_rate_and_threshold(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    manifest = {
+        "apiVersion": "training.campaign-operator.io/v1alpha1",
+        "kind": "TrainingCampaign",
+        "metadata": {"name": "too-many-failures"},
+        "spec": {
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "maxParallelTrials": 2,
+            "template": {
+                "task": "regression",
+                "epochs": 2,
+                "batchSize": 64,
+                "dataset": {"synthetic": {"samples": 256, "seed": 1}},
+                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
+                "resources": SMALL,
+            },
+            "phases": [
+                {
+                    "name": "explore",
+                    # lr 1e6 diverges in the first epoch: a real failure the trainer finds itself.
+                    "sweep": {"grid": {"lr": [0.01, 1.0e6]}},
+                    "failurePolicy": {"maxFailureRate": 0.3, "retries": 0, "failFast": True},
+                }
+            ],
+        },
+    }
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "too-many-failures", 900)
+    assert c["status"]["state"] == "Failed", c["status"]
+    failed = next(x for x in c["status"]["conditions"] if x["type"] == "Failed")
+    assert failed["status"] == "True"
+    assert "explore" in failed["message"] and "50.0%" in failed["message"] and "30.0%" in failed["message"], (
+        failed
+    )
+    assert_trained_in_pods(kube, ns, "too-many-failures", recorder, images)
+
+
+def test_a_trial_whose_trainer_dies_is_retried_as_attempt_2_and_succeeds(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    manifest = {
+        "apiVersion": "training.campaign-operator.io/v1alpha1",
+        "kind": "TrainingCampaign",
+        "metadata": {"name": "retry"},
+        "spec": {
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "template": {
+                "task": "regression",
+                "epochs": 40,
+                "batchSize": 32,
+                "dataset": {"synthetic": {"samples": 2048, "seed": 1}},
+                "hyperparameters": {"hidden_dims": [32], "lr": 0.01},
+                "resources": SMALL,
+            },
+            "phases": [{"name": "once", "failurePolicy": {"retries": 1, "backoffSeconds": 1}}],
+        },
+    }
+    apply(cluster, ns, manifest)
+
+    def first_attempt_training() -> dict[str, Any] | None:
+        (t,) = kube.trials(ns, "retry") or [None]
+        return t if t and (t.get("status") or {}).get("epoch", 0) >= 1 else None
+
+    trial = wait_for(
+        first_attempt_training, 600, f"attempt 1 to report an epoch\n{diagnostics(cluster, ns)}", 1
+    )
+    assert trial["status"]["attempt"] == 1
+    # The trainer process dies (as an OOM kill would do it) in the head pod of attempt 1.
+    job = recorder.rayjobs[trial["status"]["executorRef"]["name"]]
+    head = wait_for(
+        lambda: next(
+            (
+                p
+                for p in recorder.ray_pods()
+                if p["metadata"]["labels"].get("ray.io/cluster")
+                == (job.get("status") or {}).get("rayClusterName")
+                and p["metadata"]["labels"].get("ray.io/node-type") == "head"
+            ),
+            None,
+        ),
+        60,
+        "the head pod of attempt 1",
+    )
+    cluster.kubectl(
+        "exec", "-n", ns, head["metadata"]["name"], "--", "pkill", "-9", "-f", "campaign_trainer run"
+    )
+    c = wait_campaign_done(kube, cluster, ns, "retry", 900)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    (t,) = kube.trials(ns, "retry")
+    assert (t["status"]["state"], t["status"]["attempt"]) == ("Succeeded", 2), t["status"]
+    assert t["status"]["epoch"] == 40
+    attempts = sorted(int(j["metadata"]["labels"]["attempt"]) for j in recorder.rayjobs.values())
+    assert attempts == [1, 2], "exactly one RayJob per attempt"
+
+
+def test_deleting_a_campaign_removes_its_rayjobs_rayclusters_and_pods(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    manifest = fit_to_node(example("demo.yaml"), parallel=1)
+    apply(cluster, ns, manifest)
+    wait_for(lambda: recorder.ray_pods(), 300, f"a Ray pod\n{diagnostics(cluster, ns)}", 1)
+    cluster.kubectl("delete", "trainingcampaign", "demo", "-n", ns, "--wait=true", "--timeout=180s")
+
+    def gone() -> bool:
+        left = {
+            kind: json.loads(cluster.kubectl("get", kind, "-n", ns, "-o", "json").stdout)["items"]
+            for kind in ("trials", "rayjobs", "rayclusters")
+        }
+        pods = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
+        return not any(left.values()) and not pods
+
+    wait_for(gone, 240, f"everything of the campaign to be gone\n{diagnostics(cluster, ns)}", 2)
+
+
+def test_killing_the_operator_pod_mid_campaign_changes_no_final_count(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    manifest = {
+        "apiVersion": "training.campaign-operator.io/v1alpha1",
+        "kind": "TrainingCampaign",
+        "metadata": {"name": "survivor"},
+        "spec": {
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "maxParallelTrials": 2,
+            "template": {
+                "task": "regression",
+                "epochs": 3,
+                "batchSize": 64,
+                "dataset": {"synthetic": {"samples": 512, "seed": 1}},
+                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
+                "resources": SMALL,
+            },
+            "phases": [{"name": "seeds", "sweep": {"seeds": {"count": 4}}}],
+        },
+    }
+    apply(cluster, ns, manifest)
+    wait_for(
+        lambda: any((t.get("status") or {}).get("state") == "Running" for t in kube.trials(ns, "survivor")),
+        300,
+        "a running trial",
+        1,
+    )
+    victim = operator_pod(cluster)["metadata"]["name"]
+    cluster.kubectl("delete", "pod", "-n", "campaign-system", victim, "--wait=false")
+    c = wait_campaign_done(kube, cluster, ns, "survivor", 900)
+    assert operator_pod(cluster)["metadata"]["name"] != victim
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    assert counts(c)["seeds"]["succeeded"] == 4 and c["status"]["trials"]["total"] == 4
+    trials = kube.trials(ns, "survivor")
+    assert len(trials) == 4 and all(t["status"]["attempt"] == 1 for t in trials), [
+        t["status"] for t in trials
+    ]
+    # One RayJob per trial: the restarted operator adopted, it did not submit again.
+    assert sorted(recorder.rayjobs) == sorted(t["status"]["executorRef"]["name"] for t in trials)
+
+
+def gpu_campaign(name: str, gpus: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "training.campaign-operator.io/v1alpha1",
+        "kind": "TrainingCampaign",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "nodePools": [
+                {
+                    "name": "a100",
+                    "nodeSelector": {GPU_POOL_LABEL: GPU_POOL},
+                    "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+                    "gpus": gpus,
+                }
+            ],
+            "template": {
+                "task": "regression",
+                "epochs": 2,
+                "batchSize": 64,
+                "dataset": {"synthetic": {"samples": 256, "seed": 1}},
+                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
+                "resources": SMALL,
+            },
+            "phases": [{"name": "train", "nodePool": "a100"}],
+        },
+    }
+
+
+@pytest.fixture
+def gpu_node_tainted(cluster: LocalCluster) -> Iterator[None]:
+    """The node as a dedicated GPU pool (NoSchedule) for one test: only pods that tolerate the
+    taint land on it. Pods already running (the operator) stay."""
+    cluster.taint_gpu_node("NoSchedule")
+    try:
+        yield
+    finally:
+        cluster.taint_gpu_node(None)
+
+
+def test_a_phase_on_the_gpu_pool_runs_on_the_gpu_node_with_its_selector_tolerations_and_limits(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder, gpu_node_tainted: None
+) -> None:
+    manifest = gpu_campaign("on-gpus", gpus=1)
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "on-gpus", 600)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    pods = [p for p in recorder.pods.values() if p["metadata"]["labels"].get("campaign") == "on-gpus"]
+    kinds = {p["metadata"]["labels"].get("ray.io/node-type", "submitter") for p in pods}
+    assert kinds == {"head", "submitter"}, kinds  # workers 0: the head trains and carries the GPU
+    for pod in pods:
+        spec = pod["spec"]
+        assert spec["nodeName"] == NODE_NAME
+        assert spec["nodeSelector"] == {GPU_POOL_LABEL: GPU_POOL}
+        assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    (head,) = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
+    assert head["spec"]["containers"][0]["resources"]["limits"][GPU_TAINT_KEY] == "1"
+    assert_trained_in_pods(kube, ns, "on-gpus", recorder, images)
+
+
+def test_a_gpu_request_that_cannot_fit_waits_with_the_schedulers_reason(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    manifest = gpu_campaign("too-big", gpus=GPU_CAPACITY + 4)
+    apply(cluster, ns, manifest)
+
+    def waiting() -> dict[str, Any] | None:
+        (t,) = kube.trials(ns, "too-big") or [None]
+        status = (t or {}).get("status") or {}
+        return status if status.get("reason") == "Unschedulable" else None
+
+    status = wait_for(waiting, 300, f"the trial to say it is unschedulable\n{diagnostics(cluster, ns)}", 1)
+    assert status["state"] == "Running"
+    assert "Insufficient nvidia.com/gpu" in status["message"], status
+    c = kube.campaign(ns, "too-big")
+    assert c["status"]["state"] == "Running" and c["status"]["trials"].get("failed", 0) == 0
