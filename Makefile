@@ -6,7 +6,7 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries
+.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries cluster-up cluster-down bench-cluster
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -45,6 +45,15 @@ typecheck: setup
 cluster-binaries:
 	./hack/build-control-plane.sh
 
+# A real single-node cluster on this host (kubelet, containerd, CoreDNS, the KubeRay operator; fake
+# GPUs): `make cluster-up` returns once it is Ready and prints the KUBECONFIG line; `make cluster-down`
+# stops it and restores the host. Cold: ~15 min of Go builds. docs/local-cluster.md.
+cluster-up: setup cluster-binaries tools
+	./hack/cluster.sh up
+
+cluster-down: setup
+	./hack/cluster.sh down
+
 # The chart ships the same generated CRDs (Helm installs crds/ before templates).
 crds: setup
 	$(PY) -m campaign_operator.api.crdgen crds/
@@ -64,6 +73,11 @@ unit: setup
 # RSS holding a 10,000-trial campaign, on the rig's real apiserver. Figures: bench/README.md.
 bench-operator: setup cluster-binaries
 	$(PY) bench/operator_create.py $(BENCH_ARGS)
+
+# The demo campaign on the local cluster rig (Trial -> RayJob Running -> first metric p50/p90, operator
+# pod peak RSS) against `campaign run` of the same manifest; figures: bench/README.md.
+bench-cluster: setup cluster-binaries tools
+	$(PY) bench/cluster_demo.py
 
 # The demo runs from scratch every time (its state dir is reset): a 3-phase campaign on an
 # embedded local Ray, then the HTML report. `campaign status --state $(DEMO_STATE)` watches it

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Test tools beside the control plane: helm (built from Go modules, cached) and promtool (Debian's
-# `prometheus` package). Idempotent; prints the tools' bin directory on the last line.
+# Test tools beside the control plane: helm (built from Go modules, cached) and Debian's packages
+# below. Idempotent; prints the tools' bin directory on the last line.
 set -euo pipefail
 HELM_VERSION=v3.21.4
 CACHE="${CAMPAIGN_CACHE:-$HOME/.cache/campaign-operator}"
@@ -15,13 +15,26 @@ if [ ! -x "$BIN/helm" ]; then
   mv "$BIN.tmp" "$BIN"
 fi
 
-if ! command -v promtool >/dev/null 2>&1; then
+# Debian packages: promtool and Prometheus (alert-rule and scrape tests), and the local cluster
+# rig's node pieces (containerd, runc, CNI plugins, iptables, conntrack) and image builders
+# (buildah, mmdebstrap; gcc and libc6-dev for the static pause binary).
+declare -A NEEDS=(
+  [promtool]=prometheus [containerd]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
+  [buildah]=buildah [mmdebstrap]=mmdebstrap [iptables]=iptables [conntrack]=conntrack [gcc]=gcc
+  [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev [curl]=curl
+)
+missing=()
+for tool in "${!NEEDS[@]}"; do
+  if [[ "$tool" == /* ]]; then [ -e "$tool" ] || missing+=("${NEEDS[$tool]}")
+  else command -v "$tool" >/dev/null 2>&1 || missing+=("${NEEDS[$tool]}"); fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "install-tools: installing promtool (Debian package prometheus)" >&2
+    echo "install-tools: installing Debian packages: ${missing[*]}" >&2
     apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   else
-    echo "install-tools: promtool is missing; install Debian's 'prometheus' package" >&2
+    echo "install-tools: missing Debian packages: ${missing[*]} (install them as root)" >&2
     exit 1
   fi
 fi
