@@ -180,7 +180,8 @@ class LocalCluster(ControlPlane):
             self._lock_file.close()
             self._lock_file = None
             raise ControlPlaneError(
-                "another local cluster rig runs on this host (`make cluster-down` stops one from `make cluster-up`)"
+                "another local cluster rig runs on this host"
+                " (`make cluster-down` stops the one `make cluster-up` started)"
             ) from None
 
     def _tools(self) -> dict[str, Path]:
