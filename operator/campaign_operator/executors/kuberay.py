@@ -22,7 +22,15 @@ import yaml
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import SHM_PATH, SHM_VOLUME, NodePool, PodTemplate, TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
-from campaign_operator.k8s.client import RAY_GROUP, RAY_VERSION, RAYJOBS, AlreadyExists, KubeClient, NotFound
+from campaign_operator.k8s.client import (
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYCLUSTERS,
+    RAYJOBS,
+    AlreadyExists,
+    KubeClient,
+    NotFound,
+)
 from campaign_operator.planner.naming import RAYJOB_NAME_LIMIT, job_name
 from campaign_operator.planner.trials import LABEL_CAMPAIGN, LABEL_PHASE
 
@@ -59,8 +67,11 @@ STUCK_CONTAINER_REASONS = frozenset(
         "CreateContainerError",
     }
 )
+# KubeRay's reasons (RayCluster condition ReplicaFailure) when the apiserver refused a pod: a missing
+# ServiceAccount, Pod Security, a quota.
+FAILED_POD_CREATION = frozenset({"FailedCreateHeadPod", "FailedCreateWorkerPod"})
 UNSCHEDULABLE, STARTING, STARTED = "Unschedulable", "Starting", "Started"
-WAITING_REASONS = frozenset({UNSCHEDULABLE, STARTING, *STUCK_CONTAINER_REASONS})
+WAITING_REASONS = frozenset({UNSCHEDULABLE, STARTING, *STUCK_CONTAINER_REASONS, *FAILED_POD_CREATION})
 """Reasons a Running trial shows while its attempt waits for its pods; cleared once they run."""
 PRE_RUNNING_DEADLINE = "PreRunningDeadlineExceeded"
 
@@ -333,7 +344,7 @@ def _attempt_over(trial: Trial, attempt: int) -> bool:
 
 @dataclass(frozen=True)
 class PodProblem:
-    """Why a pod of an attempt does not run: the scheduler's or the kubelet's reason and message."""
+    """Why an attempt's pods do not run: KubeRay's, the scheduler's or the kubelet's reason and message."""
 
     reason: str
     message: str
@@ -341,6 +352,18 @@ class PodProblem:
 
 def _pod_name(pod: dict[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("name", "?"))
+
+
+def _not_created(cluster: dict[str, Any]) -> PodProblem | None:
+    for cond in (cluster.get("status") or {}).get("conditions") or []:
+        reason = cond.get("reason")
+        if (
+            cond.get("type") == "ReplicaFailure"
+            and cond.get("status") == "True"
+            and reason in FAILED_POD_CREATION
+        ):
+            return PodProblem(reason, f"RayCluster {_pod_name(cluster)}: {cond.get('message') or reason}")
+    return None
 
 
 def _unscheduled(pod: dict[str, Any]) -> PodProblem | None:
@@ -363,12 +386,14 @@ def _container_stuck(pod: dict[str, Any]) -> PodProblem | None:
     return None
 
 
-def pod_problem(pods: list[dict[str, Any]]) -> PodProblem | None:
-    """The first thing that keeps an attempt's pods from running: scheduling, then containers."""
+def startup_problem(clusters: list[dict[str, Any]], pods: list[dict[str, Any]]) -> PodProblem | None:
+    """The first thing that keeps an attempt's pods from running, given its RayCluster and pods:
+    KubeRay could not create them, the scheduler cannot place them, or a container cannot start."""
     live = sorted((p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")), key=_pod_name)
-    for check in (_unscheduled, _container_stuck):
-        for pod in live:
-            problem = check(pod)
+    checks = ((_not_created, clusters), (_unscheduled, live), (_container_stuck, live))
+    for check, objects in checks:
+        for obj in objects:
+            problem = check(obj)
             if problem is not None:
                 return problem
     return None
@@ -506,6 +531,7 @@ class KubeRayExecutor:
         self.now = now
         self.namespace = campaign.metadata.namespace or "default"
         self._jobs: dict[str, dict[str, Any]] | None = None
+        self._clusters: list[dict[str, Any]] | None = None
         self._pods: list[dict[str, Any]] | None = None
 
     async def observe(self, trials: list[Trial]) -> None:
@@ -552,17 +578,27 @@ class KubeRayExecutor:
         outcome = outcome_of(job, trial)
         if outcome is not None:
             return outcome
-        problem = None if has_started(job) else pod_problem(await self._pods_of(trial.name, ref.attempt))
+        problem = None if has_started(job) else await self._startup_problem(trial.name, ref.attempt)
         deadline = self.campaign.spec.executor.pre_running_deadline_seconds
         return startup_outcome(job, trial, deadline, self.now(), problem)
 
-    async def _pods_of(self, trial: str, attempt: int) -> list[dict[str, Any]]:
-        """An attempt's pods (head, workers, submitter), from one list of the campaign's per reconcile."""
+    async def _startup_problem(self, trial: str, attempt: int) -> PodProblem | None:
+        """What keeps an attempt's pods from running, from one list of the campaign's RayClusters and
+        one of its pods per reconcile (both carry the attempt's labels: KubeRay copies the RayJob's
+        onto its RayCluster, and the pod templates set them)."""
+        selector = f"{LABEL_CAMPAIGN}={self.campaign.metadata.name},{LABEL_MANAGED_BY}={MANAGER}"
+        if self._clusters is None:
+            self._clusters = await self.client.list_objects(
+                RAY_GROUP, RAY_VERSION, RAYCLUSTERS, self.namespace, selector
+            )
         if self._pods is None:
-            selector = f"{LABEL_CAMPAIGN}={self.campaign.metadata.name},{LABEL_MANAGED_BY}={MANAGER}"
             self._pods = await self.client.list_objects("", "v1", "pods", self.namespace, selector)
         wanted = {LABEL_TRIAL: trial, LABEL_ATTEMPT: str(attempt)}
-        return [p for p in self._pods if wanted.items() <= p["metadata"].get("labels", {}).items()]
+
+        def of_attempt(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [o for o in objects if wanted.items() <= o["metadata"].get("labels", {}).items()]
+
+        return startup_problem(of_attempt(self._clusters), of_attempt(self._pods))
 
     async def stop(self, trial: Trial) -> None:
         """Deleting the RayJob makes KubeRay stop the Ray job and remove its cluster."""

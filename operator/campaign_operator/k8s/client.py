@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 CAMPAIGNS = "trainingcampaigns"
 TRIALS = "trials"
-RAY_GROUP, RAY_VERSION, RAYJOBS = "ray.io", "v1", "rayjobs"
+RAY_GROUP, RAY_VERSION, RAYJOBS, RAYCLUSTERS = "ray.io", "v1", "rayjobs", "rayclusters"
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

@@ -86,7 +86,8 @@ def test_rbac_is_least_privilege(control_plane: ControlPlane, helm, namespace):
     assert not can("create", "pods")
     assert not can("delete", "trainingcampaigns.training.campaign-operator.io")
     assert not can("update", "trainingcampaigns.training.campaign-operator.io")  # users own the spec
-    assert can("list", "pods")  # why a trial's pods wait (the scheduler's message)
+    assert can("list", "pods") and can("list", "rayclusters.ray.io")  # why a trial's pods wait
+    assert not can("delete", "rayclusters.ray.io")  # KubeRay's, not ours
     assert not can("delete", "pods")
     assert can("create", "serviceaccounts") and can("create", "rolebindings.rbac.authorization.k8s.io")
     assert not can("delete", "serviceaccounts") and not can("patch", "rolebindings.rbac.authorization.k8s.io")

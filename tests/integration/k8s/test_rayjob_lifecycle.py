@@ -236,6 +236,7 @@ def test_suspend_pauses_launches_and_delete_stops_running_jobs(
 
 
 SCHEDULER_SAYS = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are available"
+REFUSAL = 'FailedCreateHeadPod: pods is forbidden: serviceaccount "team-a" not found'
 
 
 def unschedulable_head(kube: Kube, ns: str, job: dict[str, Any]) -> None:
@@ -268,52 +269,87 @@ def unschedulable_head(kube: Kube, ns: str, job: dict[str, Any]) -> None:
     )
 
 
-def test_pods_that_never_schedule_show_why_then_fail_at_the_pre_running_deadline(
+def refused_head(kube: Kube, ns: str, job: dict[str, Any]) -> None:
+    """Plays KubeRay when the apiserver refuses its head pod: the RayCluster (it copies the RayJob's
+    labels) with the ReplicaFailure condition KubeRay 1.4/1.5 set."""
+    name = job["metadata"]["name"]
+    cluster = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {
+            "name": f"{name}-raycluster-abcde",
+            "namespace": ns,
+            "labels": {**job["metadata"]["labels"], "ray.io/originated-from-cr-name": name},
+        },
+        "spec": job["spec"]["rayClusterSpec"],
+    }
+    path = f"/apis/ray.io/v1/namespaces/{ns}/rayclusters"
+    kube.ok("POST", path, cluster)
+    failure = {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "reason": "FailedCreateHeadPod",
+        "message": REFUSAL,
+        "lastTransitionTime": utc_now(),
+    }
+    kube.ok(
+        "PATCH",
+        f"{path}/{cluster['metadata']['name']}/status",
+        {"status": {"conditions": [failure]}},
+        "application/merge-patch+json",
+    )
+
+
+def test_pods_that_never_run_show_why_then_fail_at_the_pre_running_deadline(
     kube: Kube, namespace: str, operator_factory: Any
 ) -> None:
     operator_factory(namespace)
-    manifest = campaign("pre", ["stuck", "runs"], 1.0)
+    manifest = campaign("pre", ["stuck", "refused", "runs"], 1.0)
     manifest["spec"]["executor"]["preRunningDeadlineSeconds"] = 15
     kube.create_campaign(namespace, manifest)
     jobs = wait_for(
-        lambda: len(kube.rayjobs(namespace, "pre")) == 2 and kube.rayjobs(namespace, "pre"), 60, "RayJobs"
+        lambda: len(kube.rayjobs(namespace, "pre")) == 3 and kube.rayjobs(namespace, "pre"), 60, "RayJobs"
     )
     by_case = {case_of(kube, namespace, j): j for j in jobs}
     assert "preRunningDeadlineSeconds" not in by_case["stuck"]["spec"]  # KubeRay 1.5 would drop it
     wait_for(
         lambda: all(t.get("status", {}).get("state") == "Running" for t in kube.trials(namespace, "pre")),
         30,
-        "both trials Running",
+        "the trials Running",
     )
-    stuck, runs = by_case["stuck"]["metadata"]["name"], by_case["runs"]["metadata"]["name"]
+    stuck, refused, runs = (by_case[c]["metadata"]["name"] for c in ("stuck", "refused", "runs"))
     unschedulable_head(kube, namespace, by_case["stuck"])
-    assert (
-        kube.patch_rayjob_status(namespace, stuck, kuberay_status("Initializing", stuck)).status_code == 200
-    )
+    refused_head(kube, namespace, by_case["refused"])
+    for job in (stuck, refused):
+        assert (
+            kube.patch_rayjob_status(namespace, job, kuberay_status("Initializing", job)).status_code == 200
+        )
     for step in ("Initializing", "Running"):
         assert kube.patch_rayjob_status(namespace, runs, kuberay_status(step, runs)).status_code == 200
     started = time.monotonic()
 
-    # While it waits, the trial says why: Running, reason Unschedulable, the scheduler's words.
-    def waiting() -> dict[str, Any] | None:
-        status = trial_by_case(kube, namespace, "pre")["stuck"]["status"]
-        return status if status.get("reason") == "Unschedulable" else None
+    # While they wait, the trials say why: Running, with the scheduler's or KubeRay's words.
+    def showing(case: str, reason: str) -> dict[str, Any] | None:
+        status = trial_by_case(kube, namespace, "pre")[case]["status"]
+        return status if status.get("reason") == reason else None
 
-    status = wait_for(waiting, 30, "the stuck trial to show Unschedulable")
+    status = wait_for(lambda: showing("stuck", "Unschedulable"), 30, "the stuck trial to show Unschedulable")
     assert status["state"] == "Running" and SCHEDULER_SAYS in status["message"]
+    status = wait_for(lambda: showing("refused", "FailedCreateHeadPod"), 30, "the refused trial to say so")
+    assert status["state"] == "Running" and REFUSAL in status["message"]
 
-    def failed() -> dict[str, Any] | None:
-        status = trial_by_case(kube, namespace, "pre")["stuck"]["status"]
-        return status if status["state"] == "Failed" else None
-
-    status = wait_for(failed, 45, "the stuck trial to fail at its pre-running deadline")
-    assert time.monotonic() - started >= 10  # not before its deadline (15 s from KubeRay's start)
-    assert status["reason"] == "PreRunningDeadlineExceeded"
-    assert SCHEDULER_SAYS in status["message"] and "15s" in status["message"]
+    for case, words in (("stuck", SCHEDULER_SAYS), ("refused", REFUSAL)):
+        status = wait_for(
+            lambda case=case: showing(case, "PreRunningDeadlineExceeded"),
+            45,
+            f"{case} to fail at its deadline",
+        )
+        assert time.monotonic() - started >= 10  # not before its deadline (15 s from KubeRay's start)
+        assert status["state"] == "Failed" and words in status["message"] and "15s" in status["message"]
     wait_for(
         lambda: [j["metadata"]["name"] for j in kube.rayjobs(namespace, "pre")] == [runs],
         30,
-        "stuck RayJob deleted",
+        "the RayJobs that never ran deleted",
     )
     # The job whose Ray job runs is not the deadline's business, however long it runs.
     other = trial_by_case(kube, namespace, "pre")["runs"]["status"]

@@ -15,8 +15,8 @@ from campaign_operator.executors.kuberay import (
     PodProblem,
     _labels,
     has_started,
-    pod_problem,
     startup_outcome,
+    startup_problem,
 )
 
 pytestmark = pytest.mark.unit
@@ -67,7 +67,7 @@ def pod(
 
 
 def test_an_unschedulable_pod_shows_on_the_running_trial_with_the_schedulers_message() -> None:
-    problem = pod_problem([pod("head", scheduled=SCHEDULER)])
+    problem = startup_problem([], [pod("head", scheduled=SCHEDULER)])
     out = startup_outcome(rayjob(), trial(), DEADLINE, T0 + timedelta(seconds=60), problem)
     assert out is not None
     assert (out.state, out.reason) == (TrialState.RUNNING, "Unschedulable")
@@ -75,7 +75,7 @@ def test_an_unschedulable_pod_shows_on_the_running_trial_with_the_schedulers_mes
 
 
 def test_past_the_deadline_the_attempt_fails_and_says_why() -> None:
-    problem = pod_problem([pod("head", scheduled=SCHEDULER)])
+    problem = startup_problem([], [pod("head", scheduled=SCHEDULER)])
     now = T0 + timedelta(seconds=DEADLINE + 1)
     out = startup_outcome(rayjob(), trial("Unschedulable"), DEADLINE, now, problem)
     assert out is not None
@@ -121,16 +121,44 @@ def test_time_suspended_in_kueue_does_not_count() -> None:
     assert out is not None and out.reason == "PreRunningDeadlineExceeded"
 
 
-def test_pod_problems_scheduling_first_then_containers_deleted_pods_ignored() -> None:
-    assert pod_problem([]) is None
-    assert pod_problem([pod("a")]) is None
-    stuck = pod_problem([pod("a", waiting="ErrImageNeverPull")])
+def test_problems_scheduling_first_then_containers_deleted_pods_ignored() -> None:
+    assert startup_problem([], []) is None
+    assert startup_problem([], [pod("a")]) is None
+    stuck = startup_problem([], [pod("a", waiting="ErrImageNeverPull")])
     assert stuck == PodProblem("ErrImageNeverPull", "pod a, container ray-head: ErrImageNeverPull for x")
-    both = pod_problem([pod("a", waiting="ImagePullBackOff"), pod("b", scheduled=SCHEDULER)])
+    both = startup_problem([], [pod("a", waiting="ImagePullBackOff"), pod("b", scheduled=SCHEDULER)])
     assert both is not None and both.reason == "Unschedulable" and both.message == f"pod b: {SCHEDULER}"
-    assert pod_problem([pod("old", scheduled=SCHEDULER, deleting=True)]) is None
+    assert startup_problem([], [pod("old", scheduled=SCHEDULER, deleting=True)]) is None
     # Ordinary waiting (a container being created) is not a problem.
-    assert pod_problem([pod("a", waiting="ContainerCreating")]) is None
+    assert startup_problem([], [pod("a", waiting="ContainerCreating")]) is None
+
+
+def test_pods_kuberay_could_not_create_show_the_apiservers_refusal() -> None:
+    refusal = (
+        'FailedCreateHeadPod: pods "t-1-a1-head-x" is forbidden: error looking up service account'
+        ' ns/campaign-trainer: serviceaccount "campaign-trainer" not found'
+    )
+    cluster = {
+        "metadata": {"name": "t-1-a1-raycluster-x"},
+        "status": {
+            "conditions": [
+                {"type": "HeadPodReady", "status": "False", "reason": "HeadPodNotFound"},
+                {
+                    "type": "ReplicaFailure",
+                    "status": "True",
+                    "reason": "FailedCreateHeadPod",
+                    "message": refusal,
+                },
+            ]
+        },
+    }
+    problem = startup_problem([cluster], [])
+    assert problem == PodProblem("FailedCreateHeadPod", f"RayCluster t-1-a1-raycluster-x: {refusal}")
+    out = startup_outcome(rayjob(), trial(), DEADLINE, T0, problem)
+    assert out is not None and (out.state, out.reason) == (TrialState.RUNNING, "FailedCreateHeadPod")
+    # Deleting pods that failed is KubeRay's own business, not a reason the trial waits.
+    cluster["status"]["conditions"][1]["reason"] = "FailedDeleteWorkerPod"
+    assert startup_problem([cluster], []) is None
 
 
 def test_the_api_reserves_exactly_the_labels_the_executor_sets_on_pods() -> None:
