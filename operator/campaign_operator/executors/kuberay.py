@@ -48,8 +48,9 @@ KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY = "kueue.x-k8s.io/priority-class"
 HEAD_CPU, HEAD_MEMORY = "1", "2Gi"
 DEFAULT_MEMORY = "4Gi"
+# The submitter only runs `ray job submit` and follows the logs: it must not hold a trial's CPU.
 SUBMITTER_RESOURCES = {
-    "requests": {"cpu": "500m", "memory": "200Mi"},
+    "requests": {"cpu": "100m", "memory": "200Mi"},
     "limits": {"cpu": "1", "memory": "1Gi"},
 }
 NO_ADDITIONS = PodTemplate()
@@ -90,13 +91,15 @@ def _toleration(t: Any) -> dict[str, Any]:
 
 
 def _resources(cpu: float, memory: str, gpus: int, gpu_resource: str) -> dict[str, Any]:
-    amount = {"cpu": str(max(1, math.ceil(cpu))), "memory": memory}
-    limits = dict(amount)
+    """Requests as asked (two half-CPU trials share a core); the CPU limit whole, because KubeRay
+    gives Ray `--num-cpus` from the limit and a Ray node's CPU count is whole."""
+    requests = {"cpu": f"{round(cpu * 1000)}m", "memory": memory}
+    limits = {"cpu": str(max(1, math.ceil(cpu))), "memory": memory}
     if gpus:
         # Extended resources may only be set as limits (requests default to them); KubeRay turns
         # any `*gpu` limit into `--num-gpus` for the Ray node.
         limits[gpu_resource] = str(gpus)
-    return {"requests": amount, "limits": limits}
+    return {"requests": requests, "limits": limits}
 
 
 def _labels(trial: Trial) -> dict[str, str]:
