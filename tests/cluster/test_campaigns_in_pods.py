@@ -80,6 +80,12 @@ def counts(campaign: dict[str, Any]) -> dict[str, dict[str, int]]:
 def assert_trained_in_pods(kube: Kube, ns: str, name: str, rec: PodRecorder, images: Images) -> None:
     """Every trial that ran was a RayJob whose head pod ran our trainer image and whose trainer
     reported every epoch into the Trial."""
+    refused = [
+        j["metadata"]["name"]
+        for j in rec.rayjobs.values()
+        if (j.get("status") or {}).get("jobDeploymentStatus") == "ValidationFailed"
+    ]
+    assert not refused, f"KubeRay refused our RayJobs: {refused}"
     trials = kube.trials(ns, name)
     ran = [
         t
@@ -153,14 +159,14 @@ def test_a_phase_over_its_failure_threshold_fails_the_campaign_with_rate_and_thr
                 "epochs": 2,
                 "batchSize": 64,
                 "dataset": {"synthetic": {"samples": 256, "seed": 1}},
-                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
+                "hyperparameters": {"hidden_dims": [32], "lr": 0.01, "optimizer": "sgd"},
                 "resources": SMALL,
             },
             "phases": [
                 {
                     "name": "explore",
-                    # lr 1e6 diverges in the first epoch: a real failure the trainer finds itself.
-                    "sweep": {"grid": {"lr": [0.01, 1.0e6]}},
+                    # SGD at lr 100 diverges in the first epoch: a real failure the trainer finds itself.
+                    "sweep": {"grid": {"lr": [0.01, 100.0]}},
                     "failurePolicy": {"maxFailureRate": 0.3, "retries": 0, "failFast": True},
                 }
             ],
@@ -371,3 +377,125 @@ def test_a_gpu_request_that_cannot_fit_waits_with_the_schedulers_reason(
     assert "Insufficient nvidia.com/gpu" in status["message"], status
     c = kube.campaign(ns, "too-big")
     assert c["status"]["state"] == "Running" and c["status"]["trials"].get("failed", 0) == 0
+
+
+def shared_raycluster(name: str, image: str) -> dict[str, Any]:
+    """A user's long-lived RayCluster from the trainer image (restricted pod security), whose pods run
+    as the trainer ServiceAccount so its jobs may report into Trial status."""
+    container = {
+        "name": "ray-head",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "resources": {"requests": {"cpu": "500m", "memory": "3Gi"}, "limits": {"cpu": "1", "memory": "3Gi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "headGroupSpec": {
+                "rayStartParams": {"dashboard-host": "0.0.0.0"},
+                "template": {
+                    "spec": {
+                        "serviceAccountName": "campaign-trainer",
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                    }
+                },
+            }
+        },
+    }
+
+
+def test_the_rayjobs_executor_runs_trials_on_a_raycluster_in_the_cluster(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, operator_release: str
+) -> None:
+    # What a user does for an existing cluster: a ServiceAccount bound to the chart's trainer role.
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "campaign-trainer", "namespace": ns},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "campaign-trainer", "namespace": ns},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"{operator_release}-trainer",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "campaign-trainer", "namespace": ns}],
+        },
+    )
+    apply(cluster, ns, shared_raycluster("shared", images.trainer))
+    cluster.kubectl(
+        "wait", "-n", ns, "pod", "-l", "ray.io/cluster=shared", "--for=condition=Ready", "--timeout=300s"
+    )
+    manifest = {
+        "apiVersion": "training.campaign-operator.io/v1alpha1",
+        "kind": "TrainingCampaign",
+        "metadata": {"name": "on-shared"},
+        "spec": {
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "executor": {"kind": "rayjobs", "address": f"http://shared-head-svc.{ns}.svc.cluster.local:8265"},
+            "maxParallelTrials": 1,
+            "template": {
+                "task": "regression",
+                "epochs": 2,
+                "batchSize": 64,
+                "dataset": {"synthetic": {"samples": 256, "seed": 1}},
+                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
+                "resources": {"cpu": 0.5},
+            },
+            "phases": [{"name": "seeds", "sweep": {"seeds": {"count": 2}}}],
+        },
+    }
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "on-shared", 600)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    trials = kube.trials(ns, "on-shared")
+    assert len(trials) == 2
+    for t in trials:
+        s = t["status"]
+        assert s["executorRef"]["kind"] == "RaySubmission" and s["epoch"] == 2 and s["metrics"], s
+    assert not kube.rayjobs(ns), "the rayjobs executor creates no RayJob"
+
+
+def test_the_nba_deep_campaign_scaled_down_succeeds_in_pods(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    """Seed 001's three phases, each cut to two trials of two epochs (the manifest's structure,
+    priorities, promotion and gates as written; the quality gate's 0.08 is for 2,000 epochs)."""
+    manifest = fit_to_node(example("nba-deep-campaign.yaml"))
+    quality, exploration, robustness = manifest["spec"]["phases"]
+    quality["sweep"]["trials"] = quality["sweep"]["trials"][:2]
+    exploration["sweep"]["grid"] = {"alpha": [0.2, 0.3], "hidden_dims": [[64, 32]]}
+    robustness["sweep"]["seeds"]["count"] = 2
+    for phase in manifest["spec"]["phases"]:
+        phase["epochs"] = 2
+    quality["gate"]["expression"] = "phase.best.metrics.val_loss < 1000.0"
+    manifest["spec"]["template"]["checkpoint"] = {"everyEpochs": 1, "keep": 1}
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "nba-deep", 1200)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    assert {name: n["succeeded"] for name, n in counts(c).items()} == {
+        "quality": 2,
+        "exploration": 2,
+        "robustness": 2,
+    }
+    best = next(p for p in c["status"]["phases"] if p["name"] == "exploration")["best"]
+    for t in kube.trials(ns, "nba-deep"):
+        if t["spec"]["phase"] == "robustness":  # promoted from exploration's best
+            assert t["spec"]["hyperparameters"]["alpha"] == best["parameters"]["alpha"]
+    assert_trained_in_pods(kube, ns, "nba-deep", recorder, images)
