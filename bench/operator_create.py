@@ -33,6 +33,7 @@ from campaign_operator.api import TrainingCampaign  # noqa: E402
 from campaign_operator.k8s.client import KubeClient  # noqa: E402
 from campaign_operator.planner import CreateTrial, plan  # noqa: E402
 from rig.controlplane import ControlPlane, free_port  # noqa: E402
+from rig.versions import kuberay_crds, kuberay_version  # noqa: E402
 
 GROUP_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/{ns}/{plural}"
 
@@ -190,9 +191,7 @@ def main() -> int:
 
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-operator-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
-    crds = sorted((REPO.parent / "shared" / "crds").glob("ray.io_*.yaml")) + sorted(
-        (REPO / "crds").glob("*.yaml")
-    )
+    crds = kuberay_crds(kuberay_version()) + sorted((REPO / "crds").glob("*.yaml"))
     with ControlPlane(controller_manager=False) as cp:
         cp.install_crds(crds)
         session = cp.session()
