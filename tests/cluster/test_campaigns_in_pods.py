@@ -497,5 +497,5 @@ def test_the_nba_deep_campaign_scaled_down_succeeds_in_pods(
     best = next(p for p in c["status"]["phases"] if p["name"] == "exploration")["best"]
     for t in kube.trials(ns, "nba-deep"):
         if t["spec"]["phase"] == "robustness":  # promoted from exploration's best
-            assert t["spec"]["hyperparameters"]["alpha"] == best["parameters"]["alpha"]
+            assert t["spec"]["parameters"]["alpha"] == best["parameters"]["alpha"]
     assert_trained_in_pods(kube, ns, "nba-deep", recorder, images)
