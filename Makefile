@@ -6,7 +6,7 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries cluster-up cluster-down bench-cluster
+.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries cluster-up cluster-down bench-cluster images
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -53,6 +53,11 @@ cluster-up: setup cluster-binaries tools
 
 cluster-down: setup
 	./hack/cluster.sh down
+
+# The local cluster's images (operator, trainer, pause), built with buildah on a Debian 12 base and
+# saved as OCI archives named by a hash of their inputs; prints "NAME REF ARCHIVE" per image.
+images:
+	./hack/build-images.sh
 
 # The chart ships the same generated CRDs (Helm installs crds/ before templates).
 crds: setup
