@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The local single-node cluster (tests/rig/cluster.py) for people: `make cluster-up` starts it in
-# the background and returns once the node is Ready and KubeRay runs; `make cluster-down` stops it
-# and leaves the host as it was. Docs: docs/local-cluster.md.
+# the background and returns once the node is Ready, KubeRay runs, our images are in its containerd
+# and our chart is installed (release `co` in campaign-system); `make cluster-down` stops it and
+# leaves the host as it was. Docs: docs/local-cluster.md.
 #
-#   hack/cluster.sh up|down|status
+#   hack/cluster.sh up [--bare]|down|status      --bare: without our images and chart
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${CAMPAIGN_CACHE:-$HOME/.cache/campaign-operator}"
@@ -20,9 +21,9 @@ up() {
   fi
   mkdir -p "$RIG"
   # setsid: the rig outlives this shell; it tears itself down on SIGTERM (cluster-down).
-  setsid "$PY" -m rig.cluster serve >"$LOG" 2>&1 < /dev/null &
+  setsid "$PY" -m rig.cluster serve "$@" >"$LOG" 2>&1 < /dev/null &
   local pid=$! start=$SECONDS
-  echo "cluster: starting (pid $pid, log $LOG; cold: builds CoreDNS and KubeRay first)" >&2
+  echo "cluster: starting (pid $pid, log $LOG; cold: builds CoreDNS, KubeRay and the images first)" >&2
   until [[ -f "$READY" ]]; do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 60 "$LOG" >&2
@@ -36,7 +37,7 @@ up() {
 }
 
 case "${1:-}" in
-  up) up ;;
+  up) shift; up "$@" ;;
   down) "$PY" -m rig.cluster down ;;
   status) [[ -f "$READY" ]] && cat "$READY" || { echo "cluster: down" >&2; exit 1; } ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;

@@ -408,7 +408,9 @@ class LocalCluster(ControlPlane):
 # make cluster-up / cluster-down: `serve` holds the rig in the foreground until SIGTERM
 
 
-def _serve() -> int:
+def _serve(bare: bool) -> int:
+    from rig.product import install_operator, load_images  # product builds on this module
+
     cluster = LocalCluster()
     stop = {"now": False}
 
@@ -419,6 +421,8 @@ def _serve() -> int:
     signal.signal(signal.SIGINT, on_signal)
     cluster.start()
     try:
+        if not bare:  # our images in the node's containerd, our chart installed: ready for kubectl apply
+            install_operator(cluster, load_images(cluster))
         kubeconfig = RIG_ROOT / "admin.kubeconfig"
         kubeconfig.write_text(cluster.kubeconfig_path.read_text())
         SERVE_READY_FILE.write_text(json.dumps({"pid": os.getpid(), "kubeconfig": str(kubeconfig)}))
@@ -449,8 +453,9 @@ def _down() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rig.cluster")
     parser.add_argument("command", choices=["serve", "down"])
+    parser.add_argument("--bare", action="store_true", help="serve: without our images and chart")
     args = parser.parse_args(argv)
-    return _serve() if args.command == "serve" else _down()
+    return _serve(args.bare) if args.command == "serve" else _down()
 
 
 if __name__ == "__main__":
