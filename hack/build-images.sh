@@ -287,6 +287,9 @@ main() {
   # One build at a time: a second caller waits, then finds the archives.
   exec 9>"$STORE/.lock"
   flock 9
+  # What a killed run left behind (a push stages whole layers in buildah's TMPDIR); the cache mounts stay.
+  find "$STORE/tmp" -mindepth 1 -maxdepth 1 ! -name buildah-cache -exec rm -rf {} +
+  rm -rf "$IMAGES"/*.tmp "$CACHE"/build-images.*
   WORK="$(mktemp -d "$CACHE/build-images.XXXXXX")"
   trap cleanup EXIT
   if [[ "${1:-}" == run ]]; then
