@@ -17,6 +17,7 @@ import yaml
 
 from integration.k8s.opkit import Kube, wait_for
 from rig.cluster import GPU_CAPACITY, GPU_POOL, GPU_POOL_LABEL, GPU_TAINT_KEY, LocalCluster
+from rig.kueue import queue_manifests, workload_priority_class
 from rig.node import NODE_NAME
 from rig.product import NODE_SIZED_RESOURCES, Images, fit_to_node
 
@@ -38,6 +39,7 @@ class PodRecorder:
         self.kube, self.ns = kube, ns
         self.pods: dict[str, dict[str, Any]] = {}
         self.rayjobs: dict[str, dict[str, Any]] = {}
+        self.admitted: dict[str, float] = {}  # RayJob -> when first seen unsuspended
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -56,6 +58,8 @@ class PodRecorder:
                     self.pods[pod["metadata"]["name"]] = pod
                 for job in self.kube.ok("GET", f"/apis/ray.io/v1/namespaces/{self.ns}/rayjobs")["items"]:
                     self.rayjobs[job["metadata"]["name"]] = job
+                    if not job["spec"].get("suspend"):
+                        self.admitted.setdefault(job["metadata"]["name"], time.monotonic())
             except Exception:  # the apiserver may be busy; the next poll catches up
                 pass
             self._stop.wait(1.0)
@@ -499,3 +503,75 @@ def test_the_nba_deep_campaign_scaled_down_succeeds_in_pods(
         if t["spec"]["phase"] == "robustness":  # promoted from exploration's best
             assert t["spec"]["parameters"]["alpha"] == best["parameters"]["alpha"]
     assert_trained_in_pods(kube, ns, "nba-deep", recorder, images)
+
+
+@pytest.fixture
+def gpu_queue(cluster: LocalCluster, ns: str) -> Iterator[str]:
+    """A ClusterQueue whose GPU quota admits one trial at a time (the GPU pool's flavor), the
+    namespace's LocalQueue on it, and two WorkloadPriorityClasses for the phases."""
+    docs = [
+        workload_priority_class("campaign-high", 1000),
+        workload_priority_class("campaign-low", 10),
+        *queue_manifests(
+            ns,
+            f"gpus-{ns}",
+            "team",
+            cpu=4,
+            gpus=1,
+            flavor=f"pool-{ns}",
+            node_labels={GPU_POOL_LABEL: GPU_POOL},
+        ),
+    ]
+    cluster.apply(*docs)
+    yield "team"
+    for doc in reversed(docs):
+        if doc["kind"] in ("ResourceFlavor", "ClusterQueue", "WorkloadPriorityClass"):
+            cluster.kubectl(
+                "delete", doc["kind"].lower(), doc["metadata"]["name"], "--wait=false", check=False
+            )
+
+
+def test_kueue_admits_queued_trials_within_quota_in_phase_priority_order(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder, gpu_queue: str
+) -> None:
+    manifest = gpu_campaign("queued", gpus=1)
+    spec = manifest["spec"]
+    spec["queueName"] = gpu_queue
+    spec["maxParallelTrials"] = 4  # more than the queue's one GPU admits at a time
+    spec["phases"] = [
+        {
+            "name": "low",
+            "nodePool": "a100",
+            "priority": 1,
+            "workloadPriorityClass": "campaign-low",
+            "sweep": {"seeds": {"count": 2}},
+        },
+        {
+            "name": "high",
+            "nodePool": "a100",
+            "priority": 9,
+            "workloadPriorityClass": "campaign-high",
+            "sweep": {"seeds": {"count": 2}},
+        },
+    ]
+    apply(cluster, ns, manifest)
+
+    def all_queued() -> bool:
+        return len(recorder.rayjobs) == 4
+
+    wait_for(all_queued, 300, f"four RayJobs in Kueue's queue\n{diagnostics(cluster, ns)}", 1)
+    waiting = [t for t in kube.trials(ns, "queued") if (t["status"] or {}).get("reason") == "Suspended"]
+    assert waiting, "trials beyond the GPU quota wait suspended, with a reason"
+    c = wait_campaign_done(kube, cluster, ns, "queued", 900)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    trials = kube.trials(ns, "queued")
+    assert len(trials) == 4 and all(t["status"]["attempt"] == 1 for t in trials)
+    # One RayJob per trial, never a second beside one Kueue would resume.
+    assert sorted(recorder.rayjobs) == sorted(t["status"]["executorRef"]["name"] for t in trials)
+    phase_of = {j: job["metadata"]["labels"]["phase"] for j, job in recorder.rayjobs.items()}
+    order = [phase_of[j] for j in sorted(recorder.admitted, key=recorder.admitted.__getitem__)]
+    # The first job may be admitted the moment it enters the empty queue, whatever its phase; from
+    # then on Kueue admits by workload priority: the remaining high-phase jobs before any low one.
+    rest = order[1:]
+    assert rest == sorted(rest, key=lambda phase: phase != "high"), order
+    assert sorted(order) == ["high", "high", "low", "low"]

@@ -1,7 +1,7 @@
 """A real single-node Kubernetes cluster on this host: the Go-built control plane (+ scheduler and
-all controllers), a kubelet and kube-proxy on containerd/runc/CNI, CoreDNS, and the real KubeRay
-operator. Pods run for real; the node advertises fake `nvidia.com/gpu` capacity and carries the GPU
-pool's label, so GPU node pools schedule for real.
+all controllers), a kubelet and kube-proxy on containerd/runc/CNI, CoreDNS, the real KubeRay
+operator and a real Kueue (rig.kueue). Pods run for real; the node advertises fake
+`nvidia.com/gpu` capacity and carries the GPU pool's label, so GPU node pools schedule for real.
 
     with LocalCluster() as c:            # or: make cluster-up / make cluster-down
         c.import_images([archive])
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rig.controlplane import REPO_ROOT, ControlPlane, ControlPlaneError
+from rig.kueue import start_kueue
 from rig.node import (
     CLUSTER_DNS_IP,
     CNI_NETWORK,
@@ -156,6 +157,9 @@ class LocalCluster(ControlPlane):
             self._make_gpu_node()
             if self.want_kuberay:
                 self._start_kuberay(tools["ray-operator"])
+                # Kueue with its admission webhooks registered, as a real install: queue-labelled
+                # RayJobs are created suspended and admitted within their ClusterQueue's quota.
+                start_kueue(self, webhooks=True)
         except BaseException:
             print(self._failure_report(), file=sys.stderr)
             self.stop()
