@@ -115,6 +115,37 @@ def assert_trained_in_pods(kube: Kube, ns: str, name: str, rec: PodRecorder, ima
             assert t["status"]["epoch"] >= 1 and t["status"]["metrics"], t["status"]
 
 
+def small_campaign(
+    name: str,
+    phases: list[dict[str, Any]],
+    *,
+    epochs: int = 2,
+    samples: int = 256,
+    batch_size: int = 64,
+    hyperparameters: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A small regression campaign sized for the node; `spec` adds or replaces spec fields."""
+    return {
+        "apiVersion": "training.campaign-operator.io/v1alpha1",
+        "kind": "TrainingCampaign",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "template": {
+                "task": "regression",
+                "epochs": epochs,
+                "batchSize": batch_size,
+                "dataset": {"synthetic": {"samples": samples, "seed": 1}},
+                "hyperparameters": hyperparameters or {"hidden_dims": [16], "lr": 0.01},
+                "resources": dict(SMALL),
+            },
+            "phases": phases,
+            **spec,
+        },
+    }
+
+
 @pytest.fixture
 def recorder(kube: Kube, ns: str) -> Iterator[PodRecorder]:
     with PodRecorder(kube, ns) as rec:
@@ -151,31 +182,18 @@ def test_demo_campaign_succeeds_with_every_trial_trained_in_a_pod(
 def test_a_phase_over_its_failure_threshold_fails_the_campaign_with_rate_and_threshold(
     cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
 ) -> None:
-    manifest = {
-        "apiVersion": "training.campaign-operator.io/v1alpha1",
-        "kind": "TrainingCampaign",
-        "metadata": {"name": "too-many-failures"},
-        "spec": {
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "maxParallelTrials": 2,
-            "template": {
-                "task": "regression",
-                "epochs": 2,
-                "batchSize": 64,
-                "dataset": {"synthetic": {"samples": 256, "seed": 1}},
-                "hyperparameters": {"hidden_dims": [32], "lr": 0.01, "optimizer": "sgd"},
-                "resources": SMALL,
-            },
-            "phases": [
-                {
-                    "name": "explore",
-                    # SGD at lr 100 diverges in the first epoch: a real failure the trainer finds itself.
-                    "sweep": {"grid": {"lr": [0.01, 100.0]}},
-                    "failurePolicy": {"maxFailureRate": 0.3, "retries": 0, "failFast": True},
-                }
-            ],
-        },
+    phase = {
+        "name": "explore",
+        # SGD at lr 100 diverges in the first epoch: a real failure the trainer finds itself.
+        "sweep": {"grid": {"lr": [0.01, 100.0]}},
+        "failurePolicy": {"maxFailureRate": 0.3, "retries": 0, "failFast": True},
     }
+    manifest = small_campaign(
+        "too-many-failures",
+        [phase],
+        hyperparameters={"hidden_dims": [32], "lr": 0.01, "optimizer": "sgd"},
+        maxParallelTrials=2,
+    )
     apply(cluster, ns, manifest)
     c = wait_campaign_done(kube, cluster, ns, "too-many-failures", 900)
     assert c["status"]["state"] == "Failed", c["status"]
@@ -190,23 +208,14 @@ def test_a_phase_over_its_failure_threshold_fails_the_campaign_with_rate_and_thr
 def test_a_trial_whose_trainer_dies_is_retried_as_attempt_2_and_succeeds(
     cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
 ) -> None:
-    manifest = {
-        "apiVersion": "training.campaign-operator.io/v1alpha1",
-        "kind": "TrainingCampaign",
-        "metadata": {"name": "retry"},
-        "spec": {
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "template": {
-                "task": "regression",
-                "epochs": 40,
-                "batchSize": 32,
-                "dataset": {"synthetic": {"samples": 2048, "seed": 1}},
-                "hyperparameters": {"hidden_dims": [32], "lr": 0.01},
-                "resources": SMALL,
-            },
-            "phases": [{"name": "once", "failurePolicy": {"retries": 1, "backoffSeconds": 1}}],
-        },
-    }
+    manifest = small_campaign(
+        "retry",
+        [{"name": "once", "failurePolicy": {"retries": 1, "backoffSeconds": 1}}],
+        epochs=40,
+        samples=2048,
+        batch_size=32,
+        hyperparameters={"hidden_dims": [32], "lr": 0.01},
+    )
     apply(cluster, ns, manifest)
 
     def first_attempt_training() -> dict[str, Any] | None:
@@ -267,24 +276,13 @@ def test_deleting_a_campaign_removes_its_rayjobs_rayclusters_and_pods(
 def test_killing_the_operator_pod_mid_campaign_changes_no_final_count(
     cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
 ) -> None:
-    manifest = {
-        "apiVersion": "training.campaign-operator.io/v1alpha1",
-        "kind": "TrainingCampaign",
-        "metadata": {"name": "survivor"},
-        "spec": {
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "maxParallelTrials": 2,
-            "template": {
-                "task": "regression",
-                "epochs": 3,
-                "batchSize": 64,
-                "dataset": {"synthetic": {"samples": 512, "seed": 1}},
-                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
-                "resources": SMALL,
-            },
-            "phases": [{"name": "seeds", "sweep": {"seeds": {"count": 4}}}],
-        },
-    }
+    manifest = small_campaign(
+        "survivor",
+        [{"name": "seeds", "sweep": {"seeds": {"count": 4}}}],
+        epochs=3,
+        samples=512,
+        maxParallelTrials=2,
+    )
     apply(cluster, ns, manifest)
     wait_for(
         lambda: any((t.get("status") or {}).get("state") == "Running" for t in kube.trials(ns, "survivor")),
@@ -307,31 +305,13 @@ def test_killing_the_operator_pod_mid_campaign_changes_no_final_count(
 
 
 def gpu_campaign(name: str, gpus: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "training.campaign-operator.io/v1alpha1",
-        "kind": "TrainingCampaign",
-        "metadata": {"name": name},
-        "spec": {
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "nodePools": [
-                {
-                    "name": "a100",
-                    "nodeSelector": {GPU_POOL_LABEL: GPU_POOL},
-                    "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-                    "gpus": gpus,
-                }
-            ],
-            "template": {
-                "task": "regression",
-                "epochs": 2,
-                "batchSize": 64,
-                "dataset": {"synthetic": {"samples": 256, "seed": 1}},
-                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
-                "resources": SMALL,
-            },
-            "phases": [{"name": "train", "nodePool": "a100"}],
-        },
+    pool = {
+        "name": "a100",
+        "nodeSelector": {GPU_POOL_LABEL: GPU_POOL},
+        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        "gpus": gpus,
     }
+    return small_campaign(name, [{"name": "train", "nodePool": "a100"}], nodePools=[pool])
 
 
 @pytest.fixture
@@ -446,25 +426,12 @@ def test_the_rayjobs_executor_runs_trials_on_a_raycluster_in_the_cluster(
     cluster.kubectl(
         "wait", "-n", ns, "pod", "-l", "ray.io/cluster=shared", "--for=condition=Ready", "--timeout=300s"
     )
-    manifest = {
-        "apiVersion": "training.campaign-operator.io/v1alpha1",
-        "kind": "TrainingCampaign",
-        "metadata": {"name": "on-shared"},
-        "spec": {
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "executor": {"kind": "rayjobs", "address": f"http://shared-head-svc.{ns}.svc.cluster.local:8265"},
-            "maxParallelTrials": 1,
-            "template": {
-                "task": "regression",
-                "epochs": 2,
-                "batchSize": 64,
-                "dataset": {"synthetic": {"samples": 256, "seed": 1}},
-                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
-                "resources": {"cpu": 0.5},
-            },
-            "phases": [{"name": "seeds", "sweep": {"seeds": {"count": 2}}}],
-        },
-    }
+    manifest = small_campaign(
+        "on-shared",
+        [{"name": "seeds", "sweep": {"seeds": {"count": 2}}}],
+        executor={"kind": "rayjobs", "address": f"http://shared-head-svc.{ns}.svc.cluster.local:8265"},
+        maxParallelTrials=1,
+    )
     apply(cluster, ns, manifest)
     c = wait_campaign_done(kube, cluster, ns, "on-shared", 600)
     assert c["status"]["state"] == "Succeeded", c["status"]
