@@ -9,10 +9,12 @@ release, cmd/kueue/main.go and apis/config/v1beta2):
 - Its CRDs come from the module (config/components/crd/bases). They carry no conversion webhook
   (the `webhook_in_*` kustomize patches add it in a real install), so v1beta1 and v1beta2 are both
   served with conversion strategy None: use **v1beta2**, the storage version, for every object.
-- No webhook configurations are installed, so nothing defaults `spec.suspend: true` on a new RayJob:
-  whoever creates a queue-labelled RayJob must create it suspended (our operator does). Kueue still
-  serves its (unused) webhook endpoints, because its readiness check is the webhook server's; it gets
-  a serving certificate from the control plane's CA in its own cert dir, on a loopback port.
+- By default no webhook configurations are installed, so nothing defaults `spec.suspend: true` on a
+  new RayJob: whoever creates a queue-labelled RayJob must create it suspended (our operator must).
+  Kueue serves its webhook endpoints anyway (its readiness check is the webhook server's), with a
+  serving certificate from the control plane's CA, on a loopback port; `start_kueue(webhooks=True)`
+  registers them with the apiserver by URL (a host process too, it can call loopback), which gives
+  the production behaviour: Kueue suspends queue-labelled RayJobs on create and rejects bad ones.
 - With internal cert management off (it would inject CA bundles into webhook configurations and CRD
   conversion settings that do not exist here, and never become ready), Kueue reads its metrics
   certificate from the fixed path /etc/kueue/metrics/certs. Rather than writing into the host's /etc,
@@ -26,6 +28,7 @@ release, cmd/kueue/main.go and apis/config/v1beta2):
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -134,10 +137,18 @@ _OVERLAY_ETC = (
 )
 
 
-def start_kueue(cp: ControlPlane, *, version: str | None = None, timeout: float = 120.0) -> None:
+def start_kueue(
+    cp: ControlPlane, *, version: str | None = None, webhooks: bool = False, timeout: float = 120.0
+) -> None:
     """Install Kueue's CRDs, write its Configuration and certificates, start it (stopped with `cp`),
     and wait for its /readyz. Install KubeRay's CRDs before or after: Kueue sets its RayJob
-    controller up once the RayJob API is served."""
+    controller up once the RayJob API is served.
+
+    `webhooks`: also register Kueue's own admission webhooks for RayJobs and its kueue.x-k8s.io
+    objects with the apiserver (`webhook_configurations`), as a real install does: the apiserver is a
+    host process too, so it reaches Kueue at a loopback URL. Then Kueue itself creates queue-labelled
+    RayJobs suspended and rejects what it cannot manage; without them (the default) the creator must
+    suspend and nothing validates."""
     version = version or kueue_version()
     binary = kueue_binary(version)
     cp.install_crds(kueue_crds(version))
@@ -174,6 +185,42 @@ def start_kueue(cp: ControlPlane, *, version: str | None = None, timeout: float 
         cp._wait_until(proc, "Kueue /readyz", ready, timeout=timeout)
     except (ControlPlaneError, requests.RequestException) as e:
         raise ControlPlaneError(f"{e}\n----- kueue log -----\n{proc.log_tail()}") from e
+    if webhooks:
+        ca = base64.b64encode(cp.ca_path.read_bytes()).decode()
+        for doc in webhook_configurations(version, f"https://127.0.0.1:{config['webhook']['port']}", ca):
+            plural = doc["kind"].lower() + "s"
+            r = cp.request("POST", f"/apis/admissionregistration.k8s.io/v1/{plural}", json=doc)
+            if r.status_code != 201:
+                raise ControlPlaneError(
+                    f"registering {doc['metadata']['name']}: {r.status_code} {r.text[:1000]}"
+                )
+
+
+def _ours(webhook: dict[str, Any]) -> bool:
+    """Kueue's webhooks for its own objects and for RayJobs (the only integration we enable)."""
+    rules = webhook.get("rules") or []
+    return any(
+        "kueue.x-k8s.io" in r.get("apiGroups", [])
+        or ("ray.io" in r.get("apiGroups", []) and "rayjobs" in r.get("resources", []))
+        for r in rules
+    )
+
+
+def webhook_configurations(version: str, base_url: str, ca_bundle: str) -> list[dict[str, Any]]:
+    """The release's Mutating/ValidatingWebhookConfigurations (config/components/webhook), kept to
+    RayJobs and Kueue's own objects, each pointed at `base_url` + its path instead of a Service."""
+    path = kueue_module_dir(version) / "config" / "components" / "webhook" / "manifests.yaml"
+    out = []
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc:
+            continue
+        hooks = []
+        for hook in filter(_ours, doc.get("webhooks") or []):
+            service_path = hook["clientConfig"]["service"]["path"]
+            hooks.append({**hook, "clientConfig": {"url": base_url + service_path, "caBundle": ca_bundle}})
+        name = "kueue-" + doc["metadata"]["name"]  # as Kueue's kustomize prefix names it
+        out.append({**doc, "metadata": {"name": name}, "webhooks": hooks})
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

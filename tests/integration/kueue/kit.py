@@ -53,15 +53,16 @@ def start_kuberay(cp: ControlPlane) -> None:
 
 
 @contextlib.contextmanager
-def kueue_plane(*, kuberay: bool = False) -> Iterator[Kube]:
+def kueue_plane(*, kuberay: bool = False, webhooks: bool = False) -> Iterator[Kube]:
     """A control plane of its own (Kueue watches cluster-wide; GC runs) with KubeRay's CRDs, ours and
-    Kueue's, Kueue running, and with `kuberay` the KubeRay operator too (no node: pods stay Pending)."""
+    Kueue's, Kueue running (`webhooks`: its admission webhooks registered), and with `kuberay` the
+    KubeRay operator too (no node: pods stay Pending)."""
     cp = ControlPlane()
     cp.start()
     try:
         cp.install_crds([*kuberay_crds(kuberay_version()), *sorted((REPO_ROOT / "crds").glob("*.yaml"))])
         t0 = time.monotonic()
-        start_kueue(cp)
+        start_kueue(cp, webhooks=webhooks)
         print(f"\nKueue ready {time.monotonic() - t0:.1f}s after start_kueue (its CRDs included)")
         if kuberay:
             start_kuberay(cp)
