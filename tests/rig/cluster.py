@@ -127,7 +127,7 @@ def remove_host_leftovers() -> None:
 
 
 class LocalCluster(ControlPlane):
-    """ControlPlane + node + CoreDNS + KubeRay; stop() tears all of it down."""
+    """ControlPlane + node + CoreDNS + KubeRay + Kueue; stop() tears all of it down."""
 
     def __init__(self, *, kuberay: bool = True, start_timeout: float = 180.0) -> None:
         self.paths = node_paths()
