@@ -21,7 +21,7 @@ fi
 declare -A NEEDS=(
   [promtool]=prometheus [containerd]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
   [buildah]=buildah [mmdebstrap]=mmdebstrap [iptables]=iptables [conntrack]=conntrack [gcc]=gcc
-  [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev [curl]=curl
+  [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev
 )
 missing=()
 for tool in "${!NEEDS[@]}"; do

@@ -23,10 +23,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from rig.controlplane import REPO_ROOT, ControlPlane, ControlPlaneError
+from rig.controlplane import REPO_ROOT, ControlPlane, ControlPlaneError, _local_session
 from rig.kueue import start_kueue
 from rig.node import (
     CLUSTER_DNS_IP,
@@ -92,6 +93,17 @@ def build_images(*names: str) -> dict[str, Path]:
         _, ref, archive = line.split()
         refs[ref] = Path(archive)
     return refs
+
+
+def http_ok(url: str) -> Callable[[], tuple[bool, str]]:
+    """A readiness probe of a host process's plain-HTTP health endpoint on loopback."""
+
+    def probe() -> tuple[bool, str]:
+        with _local_session() as s:
+            r = s.get(url, timeout=2)
+        return r.status_code == 200, f"{r.status_code} {r.text[-300:]}"
+
+    return probe
 
 
 def node_paths() -> NodePaths:
@@ -284,16 +296,7 @@ class LocalCluster(ControlPlane):
         conf.write_text(kube_proxy_config(kc))
         proc = self._spawn("kube-proxy", [str(self.binaries.kube_proxy), f"--config={conf}", "--v=1"])
 
-        def healthy() -> tuple[bool, str]:
-            r = subprocess.run(
-                ["curl", "-fsS", "http://127.0.0.1:10256/healthz"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            return r.returncode == 0, r.stdout[-300:] + r.stderr[-300:]
-
-        self._wait_until(proc, "kube-proxy /healthz", healthy)
+        self._wait_until(proc, "kube-proxy /healthz", http_ok("http://127.0.0.1:10256/healthz"))
 
     def _start_coredns(self, coredns: Path) -> None:
         conf = self.paths.state / "Corefile"
@@ -334,13 +337,7 @@ class LocalCluster(ControlPlane):
             },
         )
 
-        def ready() -> tuple[bool, str]:
-            r = subprocess.run(
-                ["curl", "-fsS", "http://127.0.0.1:18181/ready"], capture_output=True, text=True, check=False
-            )
-            return r.returncode == 0, r.stdout[-300:] + r.stderr[-300:]
-
-        self._wait_until(proc, "CoreDNS /ready", ready)
+        self._wait_until(proc, "CoreDNS /ready", http_ok("http://127.0.0.1:18181/ready"))
 
     def _wait_node_ready(self) -> None:
         kubelet = next(p for p in self._procs if p.name == "kubelet")
@@ -383,16 +380,7 @@ class LocalCluster(ControlPlane):
             env={"KUBECONFIG": str(self.kubeconfig_path)},
         )
 
-        def healthy() -> tuple[bool, str]:
-            r = subprocess.run(
-                ["curl", "-fsS", f"http://127.0.0.1:{port}/readyz"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            return r.returncode == 0, r.stdout[-300:] + r.stderr[-300:]
-
-        self._wait_until(proc, "the KubeRay operator /readyz", healthy)
+        self._wait_until(proc, "the KubeRay operator /readyz", http_ok(f"http://127.0.0.1:{port}/readyz"))
 
     # ---- helpers
 

@@ -762,18 +762,7 @@ class ControlPlane:
         assert self.binaries is not None and self.binaries.kube_scheduler is not None
         kc = self.component_kubeconfig("kube-scheduler", "system:kube-scheduler")
         port = free_port()
-        proc = self._spawn(
-            "kube-scheduler",
-            [
-                str(self.binaries.kube_scheduler),
-                f"--kubeconfig={kc}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                "--leader-elect=false",
-            ],
-        )
+        proc = self._spawn("kube-scheduler", [str(self.binaries.kube_scheduler), *_component_flags(kc, port)])
         self._wait_healthz(proc, port)
 
     def _wait_healthz(self, proc: _Proc, port: int) -> None:
@@ -802,13 +791,8 @@ class ControlPlane:
             "kube-controller-manager",
             [
                 str(self.binaries.kube_controller_manager),
-                f"--kubeconfig={kc}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
+                *_component_flags(kc, port),
                 f"--cert-dir={self.work_dir / 'kcm-certs'}",
-                "--leader-elect=false",
                 f"--controllers={','.join(self.controllers)}",
                 # Each controller authenticates as its own service account (TokenRequest), as in a
                 # production cluster, so RBAC for controllers is exercised too.
@@ -826,6 +810,19 @@ class ControlPlane:
             state = "running" if rc is None else f"exited {rc}"
             parts.append(f"----- {proc.name} ({state}) {proc.log_path} -----\n{proc.log_tail()}")
         return "\n".join(parts)
+
+
+def _component_flags(kubeconfig: Path, port: int) -> list[str]:
+    """What the scheduler and the controller-manager share: one identity for the API and for
+    delegated authn/authz, a loopback serving port, no leader election (one replica)."""
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        "--leader-elect=false",
+    ]
 
 
 def versions_from_stamp(bin_dir: Path) -> Mapping[str, str]:
