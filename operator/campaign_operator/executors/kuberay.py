@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from campaign_operator.api.campaign import TrainingCampaign
+from campaign_operator.api.campaign import Storage, TrainingCampaign
 from campaign_operator.api.common import SHM_PATH, SHM_VOLUME, NodePool, PodTemplate, TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.k8s.client import (
@@ -48,6 +48,8 @@ KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY = "kueue.x-k8s.io/priority-class"
 HEAD_CPU, HEAD_MEMORY = "1", "2Gi"
 DEFAULT_MEMORY = "4Gi"
+# The keys of storage.s3.credentialsSecret (the API's description names them).
+S3_CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # The submitter only runs `ray job submit` and follows the logs: it must not hold a trial's CPU.
 SUBMITTER_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "200Mi"},
@@ -117,15 +119,33 @@ def _gpus(trial: Trial, pool: NodePool | None) -> int:
     return math.ceil(trial.spec.resources.gpu)
 
 
+def storage_env(storage: Storage | None) -> list[dict[str, Any]]:
+    """What the trainer needs to reach the campaign's S3 checkpoints: the endpoint, and the keys as
+    references to the credentials Secret (never copied into the RayJob, never logged)."""
+    if storage is None or storage.s3 is None:
+        return []
+    s3 = storage.s3
+    env: list[dict[str, Any]] = []
+    if s3.endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": s3.endpoint})
+    if s3.credentials_secret:
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": s3.credentials_secret, "key": key}}}
+            for key in S3_CREDENTIAL_KEYS
+        ]
+    return env
+
+
 @dataclass(frozen=True)
 class _PodContext:
-    """What every pod of one attempt shares: its pool, labels, image and account."""
+    """What every pod of one attempt shares: its pool, labels, image, account and storage access."""
 
     trial: Trial
     attempt: int
     image: str
     pool: NodePool | None
     settings: TrainerSettings
+    storage_env: tuple[dict[str, Any], ...] = ()
 
     @property
     def extra(self) -> PodTemplate:
@@ -178,8 +198,9 @@ def _ray_pod(ctx: _PodContext, container: str, resources: dict[str, Any]) -> dic
     extra = ctx.extra
     pod = _pod(ctx, container, resources)
     main = pod["spec"]["containers"][0]
-    if extra.env:
-        main["env"] = [e.to_wire() for e in extra.env]
+    env = [*copy.deepcopy(ctx.storage_env), *(e.to_wire() for e in extra.env)]
+    if env:
+        main["env"] = env
     main["volumeMounts"] = [
         {"name": SHM_VOLUME, "mountPath": SHM_PATH},
         *(m.to_wire() for m in extra.volume_mounts),
@@ -272,7 +293,7 @@ def build_rayjob(
     executor = campaign.spec.executor
     pool = trial.spec.scheduling.node_pool
     image = trial.spec.image or settings.image
-    ctx = _PodContext(trial, attempt, image, pool, settings)
+    ctx = _PodContext(trial, attempt, image, pool, settings, tuple(storage_env(campaign.spec.storage)))
     res = trial.spec.resources
     gpus = _gpus(trial, pool)
     env = {TRIAL_ENV: trial_document(trial), **settings.env}

@@ -118,6 +118,17 @@ CASES: dict[str, dict[str, Any]] = {
             {"name": "local-mode", "nodePool": "local", "resources": {"workers": 0}},
         ],
     },
+    "s3-checkpoints": {
+        "template": {"task": "regression", "resources": {"workers": 1}},
+        "storage": {
+            "s3": {
+                "uri": "s3://ckpt/runs",
+                "endpoint": "http://minio.storage:9000",
+                "credentialsSecret": "s3",
+            }
+        },
+        "phases": [{"name": "workers"}, {"name": "local-mode", "resources": {"workers": 0}}],
+    },
 }
 STRICT = "?fieldValidation=Strict"
 
@@ -323,6 +334,31 @@ def test_pod_template_additions_reach_the_pods_they_are_for() -> None:
     _, plain = trials_of("ns", "plain", CASES["minimal"])
     job = build_rayjob(plain[0], 1, campaign, settings)
     assert {t["spec"]["containers"][0]["imagePullPolicy"] for t in pod_templates(job).values()} == {"Always"}
+
+
+def test_s3_storage_reaches_the_ray_pods_by_reference_only() -> None:
+    campaign, trials = trials_of("ns", "ckpt", CASES["s3-checkpoints"])
+    want = [
+        {"name": "AWS_ENDPOINT_URL", "value": "http://minio.storage:9000"},
+        {
+            "name": "AWS_ACCESS_KEY_ID",
+            "valueFrom": {"secretKeyRef": {"name": "s3", "key": "AWS_ACCESS_KEY_ID"}},
+        },
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "s3", "key": "AWS_SECRET_ACCESS_KEY"}},
+        },
+    ]
+    roles = set()
+    for trial in trials:
+        for role, template in pod_templates(build_rayjob(trial, 1, campaign, TrainerSettings())).items():
+            roles.add(role)
+            (container,) = template["spec"]["containers"]
+            if role == "submitter":  # it never touches checkpoints
+                assert "env" not in container
+            else:
+                assert container["env"] == want, role
+    assert roles == {"head", "submitter", "worker-trainers"}
 
 
 def test_every_pod_we_build_passes_the_restricted_pod_security_standard(kube: Kube, namespace: str) -> None:
