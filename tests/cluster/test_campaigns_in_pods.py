@@ -6,19 +6,23 @@ reported metrics. Counts are exact; every trial trained in a pod."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 
 from integration.k8s.opkit import Kube, wait_for
 from rig.cluster import GPU_CAPACITY, GPU_POOL, GPU_POOL_LABEL, GPU_TAINT_KEY, LocalCluster
+from rig.controlplane import free_port
 from rig.kueue import queue_manifests, workload_priority_class
-from rig.node import NODE_NAME
+from rig.node import NODE_IP, NODE_NAME
 from rig.product import NODE_SIZED_RESOURCES, Images, fit_to_node
 
 from .conftest import diagnostics, operator_pod, wait_campaign_done
@@ -542,3 +546,72 @@ def test_kueue_admits_queued_trials_within_quota_in_phase_priority_order(
     rest = order[1:]
     assert rest == sorted(rest, key=lambda phase: phase != "high"), order
     assert sorted(order) == ["high", "high", "low", "low"]
+
+
+@pytest.fixture
+def s3_on_node() -> Iterator[str]:
+    """moto's S3 server on the node's IP (pods reach it like any in-cluster service), with a bucket."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", NODE_IP, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://{NODE_IP}:{port}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    try:
+        wait_for(lambda: _bucket_created(client), 30, "moto_server on the node IP")
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _bucket_created(client: Any) -> bool:
+    try:
+        client.create_bucket(Bucket="ckpt")
+        return True
+    except Exception:  # not listening yet
+        return False
+
+
+def test_checkpoints_go_to_s3_with_credentials_by_reference(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder, s3_on_node: str
+) -> None:
+    cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "s3-creds",
+        "-n",
+        ns,
+        "--from-literal=AWS_ACCESS_KEY_ID=campaign",
+        "--from-literal=AWS_SECRET_ACCESS_KEY=not-logged-anywhere",
+    )
+    manifest = small_campaign(
+        "to-s3",
+        [{"name": "train"}],
+        epochs=3,
+        storage={"s3": {"uri": "s3://ckpt/runs", "endpoint": s3_on_node, "credentialsSecret": "s3-creds"}},
+    )
+    manifest["spec"]["template"]["checkpoint"] = {"everyEpochs": 1, "keep": 2}
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "to-s3", 600)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    (t,) = kube.trials(ns, "to-s3")
+    uri = t["status"]["checkpoint"]
+    assert uri.startswith(f"s3://ckpt/runs/to-s3/{t['metadata']['name']}"), uri
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_on_node,
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+    )
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="ckpt", Prefix="runs/to-s3/").get("Contents", [])]
+    assert keys, "the trainer in the pod wrote its checkpoints to S3"
+    # The secret's value never appears in what the operator created.
+    assert all("not-logged-anywhere" not in json.dumps(j) for j in recorder.rayjobs.values())
+    assert all("not-logged-anywhere" not in json.dumps(p["spec"]) for p in recorder.pods.values())
