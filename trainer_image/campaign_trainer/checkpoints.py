@@ -13,9 +13,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from campaign_trainer.s3 import s3_client, split_s3_uri
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
 
 _NAME = re.compile(r"^epoch-(\d{6,})\.ckpt$")
 
@@ -84,7 +87,7 @@ class S3Store:
     uri: str
     endpoint_url: str | None = None
 
-    def _loc(self) -> tuple[Any, str, str]:
+    def _loc(self) -> tuple[S3Client, str, str]:
         bucket, prefix = split_s3_uri(self.uri)
         return s3_client(self.endpoint_url), bucket, (prefix.rstrip("/") + "/") if prefix else ""
 

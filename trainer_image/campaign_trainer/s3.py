@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stubs are a dev dependency; the trainer image has boto3 only
+    from types_boto3_s3.client import S3Client
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -27,7 +30,7 @@ def endpoint_from_env(explicit: str | None = None) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _client(endpoint_url: str | None, region: str | None) -> Any:
+def _client(endpoint_url: str | None, region: str | None) -> S3Client:
     import boto3  # deferred: boto3 costs ~0.5 s to import and most trials never touch S3
     from botocore.config import Config
 
@@ -39,6 +42,6 @@ def _client(endpoint_url: str | None, region: str | None) -> Any:
     )
 
 
-def s3_client(endpoint_url: str | None = None) -> Any:
+def s3_client(endpoint_url: str | None = None) -> S3Client:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return _client(endpoint_from_env(endpoint_url), region)

@@ -41,8 +41,8 @@ def run_attempt(
     A `start` line first records that this process really began the attempt; tests count those
     to prove no trial ran twice.
     """
-    from campaign_trainer.harness import run_trial  # type: ignore[import-untyped]
-    from campaign_trainer.reporters import JsonlReporter  # type: ignore[import-untyped]
+    from campaign_trainer.harness import run_trial
+    from campaign_trainer.reporters import JsonlReporter
 
     name = str(trial_doc["metadata"]["name"])
     _append_line(

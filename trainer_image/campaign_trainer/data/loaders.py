@@ -32,7 +32,7 @@ def load_table(path: str, fmt: str | None = None, endpoint_url: str | None = Non
     if path.startswith("s3://"):
         bucket, key = split_s3_uri(path)
         body = s3_client(endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
-        source: Any = io.BytesIO(body)
+        source: str | io.BytesIO = io.BytesIO(body)
     else:
         source = path
     return pd.read_csv(source) if kind == "csv" else pd.read_parquet(source)

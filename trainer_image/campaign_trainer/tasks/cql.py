@@ -39,7 +39,8 @@ class CQLModule(pl.LightningModule):
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.q(state)
+        q: torch.Tensor = self.q(state)  # Module.__call__ is typed to return Any
+        return q
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         state, action, reward, _ = batch

@@ -40,7 +40,8 @@ class RegressionModule(pl.LightningModule):
         self._val_target: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        out: torch.Tensor = self.net(x)  # Module.__call__ is typed to return Any
+        return out.squeeze(-1)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
