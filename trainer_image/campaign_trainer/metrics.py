@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.stats import rankdata
 
 FloatArray = NDArray[np.float64]
 
@@ -96,25 +97,12 @@ def ic(pred: ArrayLike, target: ArrayLike) -> float:
     return _pearson(*finite_pairs(pred, target))
 
 
-def _average_ranks(x: FloatArray) -> FloatArray:
-    # Average ranks for ties, as scipy.stats.rankdata(method="average"); local to keep this numpy-only.
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    ranks = np.empty(x.size, dtype=np.float64)
-    boundaries = np.flatnonzero(np.diff(sorted_x)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [x.size]))
-    for s, e in zip(starts, ends, strict=True):
-        ranks[order[s:e]] = (s + e - 1) / 2.0 + 1.0
-    return ranks
-
-
 def rank_ic(pred: ArrayLike, target: ArrayLike) -> float:
-    """Rank IC: Spearman correlation (Pearson of average ranks)."""
+    """Rank IC: Spearman correlation (Pearson of average ranks: ties share the mean of their ranks)."""
     p, t = finite_pairs(pred, target)
     if p.size < 2:
         return 0.0
-    return _pearson(_average_ranks(p), _average_ranks(t))
+    return _pearson(rankdata(p, method="average"), rankdata(t, method="average"))
 
 
 def sharpe(pred: ArrayLike, target: ArrayLike) -> float:
