@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the rig lives with the tests
 
 from campaign_operator.api import TrainingCampaign  # noqa: E402
-from campaign_operator.k8s.client import KubeClient  # noqa: E402
+from campaign_operator.kube.client import KubeClient  # noqa: E402
 from campaign_operator.planner import CreateTrial, plan  # noqa: E402
 from rig.controlplane import ControlPlane, free_port  # noqa: E402
 from rig.versions import kuberay_crds, kuberay_version  # noqa: E402

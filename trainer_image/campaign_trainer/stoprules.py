@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from campaign_operator.api.common import EarlyStopping, StopRule
-from campaign_operator.planner import stoprules as planner_stoprules
+from campaign_operator.lifecycle import stoprules as planner_stoprules
 
 
 @dataclass(frozen=True)

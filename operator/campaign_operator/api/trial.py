@@ -112,9 +112,6 @@ class TrialStatus(ApiModel):
     """URI of the latest checkpoint."""
     start_time: datetime | None = None
     completion_time: datetime | None = None
-    retry_after: datetime | None = None
-    """A failed attempt is retried no earlier than this."""
-    observed_generation: int | None = None
 
 
 class Trial(ApiModel):

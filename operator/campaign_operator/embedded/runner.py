@@ -25,9 +25,13 @@ from typing import Any, Protocol
 
 from campaign_operator.api.campaign import CampaignState, TrainingCampaign, TrainingCampaignStatus
 from campaign_operator.api.common import TrialState
-from campaign_operator.api.trial import Trial
+from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.executors.base import BatchExecutor, Completion
+from campaign_operator.lifecycle import finished, job_ended, launched, outcome_reported
+from campaign_operator.lifecycle.outcomes import executor_error
+from campaign_operator.lifecycle.wire import parse_lines, progress_path
 from campaign_operator.planner import CreateTrial, EmitEvent, FinishTrial, LaunchTrial, plan
+from campaign_operator.planner.naming import job_name
 
 from . import progress
 from .display import Snapshot
@@ -124,7 +128,7 @@ class Runner:
     # -- observation ------------------------------------------------------------------------
     def _ingest(self, trial: Trial) -> Trial:
         """Applies new progress lines of the trial's current attempt (line and offset in one commit)."""
-        rel = progress.progress_path(trial.name, trial.status.attempt)
+        rel = progress_path(trial.name, trial.status.attempt)
         path = self.store.dir / rel
         try:
             size = path.stat().st_size
@@ -136,7 +140,7 @@ class Runner:
         with path.open("rb") as f:
             f.seek(offset)
             data = f.read(size - offset)
-        lines, used = progress.parse_lines(data)
+        lines, used = parse_lines(data)
         if not used:
             return trial
         updated = progress.apply_lines(trial, trial.status.attempt, lines, self.clock())
@@ -158,15 +162,12 @@ class Runner:
         trial = self._ingest(trial)  # the outcome line is normally there by now
         if trial.status.state != TrialState.RUNNING:
             return
-        now = self.clock()
         if done.outcome is not None:
-            status = progress.apply_outcome(trial.status, {"status": done.outcome}, now)
-            self._save(trial.model_copy(update={"status": status}))
+            status = outcome_reported(trial.status, done.outcome, self.clock())
         else:
-            reason = "Unschedulable" if (done.error or "").startswith("Unschedulable") else "ExecutorError"
-            self._save(
-                progress.crashed(trial, reason, done.error or "the attempt ended without an outcome", now)
-            )
+            failure = done.failure or executor_error(RuntimeError("the attempt ended without an outcome"))
+            status = job_ended(trial.status, failure, self.clock())
+        self._save(trial.model_copy(update={"status": status}))
 
     # -- actions ----------------------------------------------------------------------------
     def _launch(self, name: str, attempt: int, *, resume: bool) -> None:
@@ -174,42 +175,20 @@ class Runner:
         if not resume:
             if trial.status.attempt >= attempt and trial.status.state == TrialState.RUNNING:
                 return  # idempotent per (trial, attempt)
-            status = trial.status.model_copy(
-                update={
-                    "state": TrialState.RUNNING,
-                    "attempt": attempt,
-                    "reason": "Launched",
-                    "message": f"attempt {attempt} on local Ray",
-                    "start_time": self.clock(),
-                    "completion_time": None,
-                    "retry_after": None,
-                    "epoch": 0,
-                    "metrics": {},
-                    "history": [],
-                    "best": None,
-                }
-            )
-            trial = trial.model_copy(update={"status": status})
+            ref = ExecutorRef(kind=self.executor.kind, name=job_name(name, attempt), attempt=attempt)
+            trial = trial.model_copy(update={"status": launched(trial.status, attempt, ref, self.clock())})
         # Recorded before submitting: a crash in between leaves a Running trial, which the next
         # runner resumes, never a trial that runs unrecorded.
         with self.store.transaction():
             self.store.record_attempt(name, attempt, "resume" if resume else "start")
             self._save(trial)
-        ref = self.executor.submit(trial, attempt, resume=resume)
-        self._save(trial.model_copy(update={"status": trial.status.model_copy(update={"executor_ref": ref})}))
+        self.executor.submit(trial, attempt, resume=resume)
 
     def _finish(self, action: FinishTrial) -> None:
         if action.stop_executor:
             self.executor.stop(action.name)
         trial = self.trials[action.name]
-        status = trial.status.model_copy(
-            update={
-                "state": action.state,
-                "reason": action.reason,
-                "message": action.message,
-                "completion_time": self.clock(),
-            }
-        )
+        status = finished(trial.status, action.state, action.reason, action.message, self.clock())
         self._save(trial.model_copy(update={"status": status}))
 
     def _apply(self, actions: tuple[Any, ...]) -> None:

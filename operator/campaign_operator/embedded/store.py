@@ -209,12 +209,6 @@ class Store:
         value = self._meta("status")
         return None if value is None else TrainingCampaignStatus.model_validate(value)
 
-    def put_value(self, key: str, value: Any) -> None:
-        self._set_meta(f"x:{key}", value)
-
-    def value(self, key: str) -> Any:
-        return self._meta(f"x:{key}")
-
     # -- trials -----------------------------------------------------------------------------
     def insert_trial(self, trial: Trial) -> bool:
         """Adds a trial unless one of that name exists (creation is idempotent); True if added."""

@@ -15,21 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
+from campaign_operator.lifecycle.outcomes import JobOutcome
 
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """What the job system says about an attempt the trainer has not reported an outcome for.
-
-    A terminal `state` ends the trial; a non-terminal one (Running) only updates reason/message,
-    e.g. a RayJob that Kueue suspended: waiting for re-admission, not a failure.
-    """
-
-    state: TrialState
-    reason: str
-    message: str
+__all__ = ["BatchExecutor", "Completion", "Executor", "JobOutcome"]
 
 
 class Executor(Protocol):
@@ -54,8 +43,8 @@ class Completion:
     attempt: int
     outcome: dict[str, Any] | None
     """The trainer's outcome status (camelCase Trial status), when it got that far."""
-    error: str | None = None
-    """Why the attempt ended without an outcome (worker crash, cancelled, ...)."""
+    failure: JobOutcome | None = None
+    """Why the attempt ended without an outcome (unschedulable, worker crash, cancelled, ...)."""
     cancelled: bool = False
     """It ended because stop() was called."""
 

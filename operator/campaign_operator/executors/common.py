@@ -6,16 +6,8 @@ import json
 import shlex
 from dataclasses import dataclass, field
 
-from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
-
-from .base import JobOutcome
-
-TRIAL_ENV = "CAMPAIGN_TRIAL"
-"""The trial document travels in this environment variable (Ray's runtime_env.env_vars), and the
-trainer reads it from there itself (`--trial-env`): a RayJob entrypoint has no stdin of its own, an
-env var needs no ConfigMap to create and clean up, and the entrypoint stays free of the quotes,
-expansions and pipes that KubeRay's submitter shell would evaluate instead of passing on."""
+from campaign_operator.lifecycle.wire import TRIAL_ENV
 
 
 @dataclass(frozen=True)
@@ -36,21 +28,6 @@ class TrainerSettings:
     """Pull policy of the Ray containers where the node pool sets none."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for the trainer (e.g. KUBECONFIG for a Ray head outside the cluster)."""
-
-
-OUTCOME_NOT_REPORTED = "OutcomeNotReported"
-
-
-def outcome_not_reported(job: str) -> JobOutcome:
-    """A job that succeeded while its Trial is still Running: the trainer never wrote its verdict
-    (no RBAC, an entrypoint that never ran it, ...). Without that verdict there are no metrics for
-    gates or promotion, so the attempt failed, whatever the job's exit code says."""
-    return JobOutcome(
-        TrialState.FAILED,
-        OUTCOME_NOT_REPORTED,
-        f"{job} succeeded but the trainer never reported its outcome into the Trial's status:"
-        " check the trainer's ServiceAccount and RBAC (patch trials/status) and its logs",
-    )
 
 
 def trial_document(trial: Trial) -> str:

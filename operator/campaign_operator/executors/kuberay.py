@@ -1,8 +1,7 @@
 """`kuberay` executor: one RayJob (with its own RayCluster) per trial attempt.
 
-`build_rayjob` is pure (tested against the real apiserver with KubeRay's CRD); `outcome_of` maps
-KubeRay's `jobDeploymentStatus`/`jobStatus`/`reason` to trial outcomes; `KubeRayExecutor` does the
-I/O through the operator's KubeClient.
+`build_rayjob` is pure (tested against the real apiserver with KubeRay's CRD); the lifecycle's
+`from_rayjob` reads KubeRay's status; `KubeRayExecutor` does the I/O through the KubeClient.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import yaml
 from campaign_operator.api.campaign import Storage, TrainingCampaign
 from campaign_operator.api.common import SHM_PATH, SHM_VOLUME, NodePool, PodTemplate, TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
-from campaign_operator.k8s.client import (
+from campaign_operator.kube.client import (
     RAY_GROUP,
     RAY_VERSION,
     RAYCLUSTERS,
@@ -31,11 +30,13 @@ from campaign_operator.k8s.client import (
     KubeClient,
     NotFound,
 )
+from campaign_operator.lifecycle.outcomes import SUSPENDED, from_rayjob
+from campaign_operator.lifecycle.wire import TRIAL_ENV
 from campaign_operator.planner.naming import RAYJOB_NAME_LIMIT, job_name
 from campaign_operator.planner.trials import LABEL_CAMPAIGN, LABEL_PHASE
 
 from .base import JobOutcome
-from .common import TRIAL_ENV, TrainerSettings, entrypoint, outcome_not_reported, trial_document
+from .common import TrainerSettings, entrypoint, trial_document
 
 log = logging.getLogger(__name__)
 
@@ -315,48 +316,6 @@ def build_rayjob(
     }
 
 
-def outcome_of(rayjob: dict[str, Any], trial: Trial) -> JobOutcome | None:
-    """KubeRay's view of an attempt -> a trial outcome; None when there is nothing to add.
-
-    Only called for trials that are still Running: the trainer reports its own outcome before its
-    job ends, so a job that succeeded without one is a failure (OutcomeNotReported), never a success.
-    """
-    status = rayjob.get("status") or {}
-    deployment = status.get("jobDeploymentStatus") or ""
-    job = status.get("jobStatus") or ""
-    reason = status.get("reason") or ""
-    message = status.get("message") or ""
-    name = rayjob.get("metadata", {}).get("name", "?")
-    if deployment == "Complete":
-        if job == "SUCCEEDED":
-            return outcome_not_reported(f"RayJob {name}")
-        if job == "STOPPED":
-            return JobOutcome(TrialState.STOPPED, "JobStopped", f"RayJob {name} was stopped")
-        return JobOutcome(
-            TrialState.FAILED,
-            reason or "AppFailed",
-            message or f"RayJob {name} finished with job status {job}",
-        )
-    if deployment == "Failed":
-        # DeadlineExceeded, PreRunningDeadlineExceeded, SubmissionFailed, AppFailed, ... : KubeRay's
-        # reason is already CamelCase and specific; keep it and its message.
-        why = reason or "JobDeploymentFailed"
-        return JobOutcome(TrialState.FAILED, why, message or f"RayJob {name} failed ({why})")
-    if deployment == "ValidationFailed":
-        return JobOutcome(TrialState.FAILED, "ValidationFailed", message or f"KubeRay rejected RayJob {name}")
-    if deployment in ("Suspended", "Suspending"):
-        # Kueue holds the job (not admitted yet, or preempted): not a failure. The RayJob stays, so
-        # Kueue re-admits it in its queue position; the trial keeps its slot meanwhile.
-        return JobOutcome(
-            TrialState.RUNNING,
-            "Suspended",
-            f"RayJob {name} is suspended (Kueue: not admitted yet, or preempted); it resumes on admission",
-        )
-    if trial.status.reason == "Suspended":
-        return JobOutcome(TrialState.RUNNING, "Resumed", f"RayJob {name} is {deployment or 'starting'}")
-    return None
-
-
 def _attempt_over(trial: Trial, attempt: int) -> bool:
     state, current = trial.status.state, trial.status.attempt
     if state == TrialState.RUNNING:
@@ -599,7 +558,7 @@ class KubeRayExecutor:
                 job = await self.client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, ref.name)
             except NotFound:
                 return JobOutcome(TrialState.FAILED, "JobLost", f"RayJob {ref.name} no longer exists")
-        outcome = outcome_of(job, trial)
+        outcome = from_rayjob(job, was_suspended=trial.status.reason == SUSPENDED)
         if outcome is not None:
             return outcome
         problem = None if has_started(job) else await self._startup_problem(trial.name, ref.attempt)

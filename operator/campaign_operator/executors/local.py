@@ -8,7 +8,6 @@ worker, not once per trial.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -17,20 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from campaign_operator.api.trial import ExecutorRef, Trial
+from campaign_operator.lifecycle.outcomes import executor_error, unschedulable
+from campaign_operator.lifecycle.wire import append_line, progress_path, start_line
+from campaign_operator.planner.naming import job_name
 
 from .base import Completion
 
 KIND = "local"
-
-
-def _append_line(path: str, obj: dict[str, Any]) -> None:
-    # Same discipline as the trainer's reporter: one write on an O_APPEND file, so lines never tear.
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
-    finally:
-        os.close(fd)
 
 
 def run_attempt(
@@ -45,17 +37,7 @@ def run_attempt(
     from campaign_trainer.reporters import JsonlReporter
 
     name = str(trial_doc["metadata"]["name"])
-    _append_line(
-        progress_file,
-        {
-            "type": "start",
-            "trial": name,
-            "attempt": attempt,
-            "resume": resume,
-            "pid": os.getpid(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    )
+    append_line(progress_file, start_line(name, attempt, resume))
     doc = dict(trial_doc)
     doc["status"] = {**(trial_doc.get("status") or {}), "attempt": attempt}
     outcome = run_trial(doc, JsonlReporter(progress_file, name), checkpoint_root=checkpoint_root)
@@ -117,9 +99,7 @@ class LocalExecutor:
         self.resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
 
     def submit(self, trial: Trial, attempt: int, *, resume: bool = False) -> ExecutorRef:
-        from campaign_operator.embedded.progress import progress_path
-
-        job = f"{trial.name}-a{attempt}"
+        job = job_name(trial.name, attempt)
         current = self._inflight.get(trial.name)
         if current is not None and current.attempt == attempt:
             return ExecutorRef(kind=KIND, name=job, attempt=attempt)
@@ -131,9 +111,7 @@ class LocalExecutor:
         ]
         if missing:
             # Ray would queue it forever; say so instead.
-            self._done.append(
-                Completion(trial.name, attempt, None, f"Unschedulable: needs {', '.join(missing)}")
-            )
+            self._done.append(Completion(trial.name, attempt, None, unschedulable(job, missing)))
             return ExecutorRef(kind=KIND, name=job, attempt=attempt)
         ref = self._remote.options(num_cpus=res.cpu, num_gpus=res.gpu, name=job).remote(
             trial.to_wire(),
@@ -165,8 +143,7 @@ class LocalExecutor:
                 outcome = ray.get(ref)
                 out.append(Completion(f.trial, f.attempt, outcome, None, f.stopping))
             except Exception as exc:  # RayTaskError, WorkerCrashedError, TaskCancelledError, ...
-                text = " ".join(str(exc).split())[:400]
-                out.append(Completion(f.trial, f.attempt, None, f"{type(exc).__name__}: {text}", f.stopping))
+                out.append(Completion(f.trial, f.attempt, None, executor_error(exc), f.stopping))
         return out
 
     def stop(self, trial: str) -> None:

@@ -16,10 +16,12 @@ import aiohttp
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
+from campaign_operator.lifecycle.outcomes import from_ray_job
+from campaign_operator.lifecycle.wire import TRIAL_ENV
 from campaign_operator.planner.naming import job_name
 
 from .base import JobOutcome
-from .common import TRIAL_ENV, TrainerSettings, entrypoint, outcome_not_reported, trial_document
+from .common import TrainerSettings, entrypoint, trial_document
 
 log = logging.getLogger(__name__)
 
@@ -29,30 +31,6 @@ TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 class RayJobsError(RuntimeError):
     pass
-
-
-def outcome_of(details: dict[str, Any], trial: Trial) -> JobOutcome | None:
-    """Ray's JobDetails -> a trial outcome (only for trials the trainer left Running: one that
-    succeeded without the trainer's outcome is OutcomeNotReported, see `outcome_not_reported`)."""
-    status = details.get("status")
-    sid = details.get("submission_id") or "?"
-    message = (details.get("message") or "").strip()
-    if status == "SUCCEEDED":
-        return outcome_not_reported(f"Ray job {sid}")
-    if status == "STOPPED":
-        return JobOutcome(TrialState.STOPPED, "JobStopped", message or f"Ray job {sid} was stopped")
-    if status == "FAILED":
-        error = details.get("error_type") or ""
-        if error in ("JOB_ENTRYPOINT_COMMAND_ERROR", ""):
-            reason = "AppFailed"
-        elif "START" in error or "SUPERVISOR" in error:
-            reason = "SubmissionFailed"
-        else:
-            reason = "".join(w.capitalize() for w in error.lower().split("_")) or "JobFailed"
-        code = details.get("driver_exit_code")
-        suffix = f" (exit code {code})" if code is not None else ""
-        return JobOutcome(TrialState.FAILED, reason, (message or f"Ray job {sid} failed")[-900:] + suffix)
-    return None
 
 
 class RayJobsExecutor:
@@ -135,7 +113,7 @@ class RayJobsExecutor:
             if status != 200 or not isinstance(data, dict):
                 raise RayJobsError(f"GET job {ref.name}: HTTP {status}: {str(data)[:300]}")
             details = data
-        return outcome_of(details, trial)
+        return from_ray_job(details)
 
     async def stop(self, trial: Trial) -> None:
         ref = trial.status.executor_ref

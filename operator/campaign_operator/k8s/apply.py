@@ -18,11 +18,11 @@ from typing import Any
 
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import TrialState
-from campaign_operator.api.trial import Trial
-from campaign_operator.executors.base import Executor, JobOutcome
+from campaign_operator.api.trial import Trial, TrialStatus
+from campaign_operator.executors.base import Executor
+from campaign_operator.kube.client import Conflict, KubeClient, ObjectRef
+from campaign_operator.lifecycle import JobOutcome, finished, job_ended, launched
 from campaign_operator.planner.actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
-
-from .client import Conflict, KubeClient, ObjectRef, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,21 @@ class TrialBook:
 
 
 def status_patch(
-    book: TrialBook, trial: Trial, set_: dict[str, Any], remove: Sequence[str] = (), *, attempt: bool = False
+    book: TrialBook, trial: Trial, new: TrialStatus, *, attempt: bool = False
 ) -> list[dict[str, Any]]:
-    """A JSON patch of trial status guarded by the state (and attempt) the planner saw."""
+    """A JSON patch taking the trial's status (as the planner saw it) to `new`, guarded by the state
+    (and attempt) it saw: the lifecycle's transition is written, field for field."""
     keys = book.status_keys.get(trial.name, frozenset())
+    before, after = trial.status.to_wire(), new.to_wire()
     if not keys:
-        return [{"op": "add", "path": "/status", "value": set_}]
+        return [{"op": "add", "path": "/status", "value": after}]
     ops: list[dict[str, Any]] = []
     if "state" in keys:
         ops.append({"op": "test", "path": "/status/state", "value": trial.status.state.value})
     if attempt and "attempt" in keys:
         ops.append({"op": "test", "path": "/status/attempt", "value": trial.status.attempt})
-    ops += [{"op": "add", "path": f"/status/{k}", "value": v} for k, v in set_.items()]
-    ops += [{"op": "remove", "path": f"/status/{k}"} for k in remove if k in keys and k not in set_]
+    ops += [{"op": "add", "path": f"/status/{k}", "value": v} for k, v in after.items() if before.get(k) != v]
+    ops += [{"op": "remove", "path": f"/status/{k}"} for k in before if k not in after and k in keys]
     return ops
 
 
@@ -92,15 +94,19 @@ class Applier:
             return None
         return self.book.put(body)
 
+    async def transition(self, trial: Trial, new: TrialStatus, *, attempt: bool = False) -> Trial | None:
+        ops = status_patch(self.book, trial, new, attempt=attempt)
+        if not any(op["op"] != "test" for op in ops):
+            return trial  # nothing changes: no write
+        return await self.patch_status(trial, ops)
+
+    def _now(self) -> datetime:
+        return self.now().replace(microsecond=0)  # metav1.Time precision
+
     async def record_outcome(self, trial: Trial, outcome: JobOutcome) -> Trial | None:
         """The executor's view of an attempt the trainer did not report on (crash, deadline, stop)."""
-        fields: dict[str, Any] = {"reason": outcome.reason, "message": outcome.message}
-        if outcome.state.is_terminal:
-            fields |= {"state": outcome.state.value, "completionTime": rfc3339(self.now())}
-        elif trial.status.reason == outcome.reason and trial.status.message == outcome.message:
-            return trial
-        updated = await self.patch_status(trial, status_patch(self.book, trial, fields, attempt=True))
-        if updated is not None and outcome.state.is_terminal:
+        updated = await self.transition(trial, job_ended(trial.status, outcome, self._now()), attempt=True)
+        if updated is not None and updated is not trial and outcome.state.is_terminal:
             await self.executor.stop(updated)  # KubeRay: delete the finished RayJob
         return updated
 
@@ -173,25 +179,11 @@ class Applier:
         trial = self.book.trials[action.name]
         ref = await self.executor.submit(trial, action.attempt)
         self.submitted.append(ref.name)
-        fields = {
-            "state": TrialState.RUNNING.value,
-            "attempt": action.attempt,
-            "executorRef": ref.to_wire(),
-            "startTime": rfc3339(self.now()),
-        }
-        await self.patch_status(
-            trial,
-            status_patch(self.book, trial, fields, ("reason", "message", "completionTime", "retryAfter")),
-        )
+        await self.transition(trial, launched(trial.status, action.attempt, ref, self._now()))
 
     async def finish(self, action: FinishTrial) -> None:
         trial = self.book.trials[action.name]
         if action.stop_executor:
             await self.executor.stop(trial)
-        fields = {
-            "state": action.state.value,
-            "reason": action.reason,
-            "message": action.message,
-            "completionTime": rfc3339(self.now()),
-        }
-        await self.patch_status(trial, status_patch(self.book, trial, fields))
+        new = finished(trial.status, action.state, action.reason, action.message, self._now())
+        await self.transition(trial, new)

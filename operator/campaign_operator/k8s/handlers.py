@@ -20,12 +20,12 @@ from typing import Any
 
 import kopf
 
-from campaign_operator.api.base import GROUP, VERSION
 from campaign_operator.executors.kuberay import LABEL_MANAGED_BY, MANAGER
+from campaign_operator.kube.client import RAY_GROUP, RAY_VERSION, RAYJOBS
+from campaign_operator.lifecycle.wire import CAMPAIGNS, GROUP, TRIALS, VERSION
 from campaign_operator.planner.trials import LABEL_CAMPAIGN
 
 from . import settings as _settings  # noqa: F401  (registers the startup/cleanup handlers)
-from .client import CAMPAIGNS, RAY_GROUP, RAY_VERSION, RAYJOBS, TRIALS
 from .reconcile import Reconciler
 
 SETTLE_SECONDS = 0.2

@@ -27,11 +27,11 @@ from campaign_operator.executors.base import Executor
 from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.executors.kuberay import KubeRayExecutor, TrainerAccounts
 from campaign_operator.executors.rayjobs import RayJobsExecutor
+from campaign_operator.kube.client import KubeClient, ObjectRef
 from campaign_operator.planner import plan
 from campaign_operator.planner.conditions import set_condition
 
 from .apply import Applier, TrialBook
-from .client import KubeClient, ObjectRef
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import kopf
 from campaign_operator import metrics
 from campaign_operator.api.base import GROUP
 from campaign_operator.executors.common import TrainerSettings
+from campaign_operator.kube.client import KubeClient
 
-from .client import KubeClient
 from .reconcile import Reconciler
 
 ANNOTATION_PREFIX = "campaign-operator.io"

@@ -27,7 +27,3 @@ def set_condition(
         last_transition_time=transition,
     )
     return [c for c in existing if c.type != type_] + [updated]
-
-
-def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
-    return next((c for c in conditions if c.type == type_), None)

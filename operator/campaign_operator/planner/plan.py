@@ -25,6 +25,7 @@ from campaign_operator.api.campaign import (
 )
 from campaign_operator.api.common import ConditionStatus, Mode, StopAction, TrialState
 from campaign_operator.api.trial import Trial, TrialStatus
+from campaign_operator.lifecycle.stoprules import evaluate as evaluate_stop_rules
 
 from . import accounting
 from .actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
@@ -32,7 +33,6 @@ from .conditions import set_condition
 from .expressions import ExpressionError, compile_expression
 from .naming import trial_name
 from .semantics import semantic_problems
-from .stoprules import evaluate as evaluate_stop_rules
 from .sweeps import expand
 from .trials import build_trial, phase_objective, skip_reason
 from .views import best_trial, phase_view

@@ -353,4 +353,4 @@ def test_pods_that_never_run_show_why_then_fail_at_the_pre_running_deadline(
     )
     # The job whose Ray job runs is not the deadline's business, however long it runs.
     other = trial_by_case(kube, namespace, "pre")["runs"]["status"]
-    assert other["state"] == "Running" and not other.get("reason"), other
+    assert (other["state"], other.get("reason")) == ("Running", "Launched"), other

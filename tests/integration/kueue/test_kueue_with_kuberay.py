@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from campaign_operator.api.common import TrialState
-from campaign_operator.executors.kuberay import outcome_of
+from campaign_operator.lifecycle.outcomes import from_rayjob
 
 from ..k8s.opkit import RAY_PATH, Kube, wait_for
 from .kit import (
@@ -57,7 +57,7 @@ def clusters_of(kube: Kube, ns: str, job: dict[str, Any]) -> list[dict[str, Any]
 
 def test_a_queued_rayjob_waits_suspended_and_runs_on_the_flavor_once_admitted(kube: Kube, ns: str) -> None:
     _, lq = queue(kube, ns, flavor_labels={POOL_LABEL: "gpu", FLAVOR_LABEL: "b"})
-    (_, first), (trial2, second) = trial_jobs(kube, ns, "kr", 2, lq)
+    (_, first), (_, second) = trial_jobs(kube, ns, "kr", 2, lq)
     t0 = time.monotonic()
     create(kube, ns, first)
     wait_for(lambda: clusters_of(kube, ns, first), ADMIT_TIMEOUT, "KubeRay to create the first RayCluster")
@@ -74,7 +74,7 @@ def test_a_queued_rayjob_waits_suspended_and_runs_on_the_flavor_once_admitted(ku
     assert suspended(kube, ns, second)
     assert clusters_of(kube, ns, second) == []
     # The executor's view of the waiting attempt: still Running, reason Suspended (not a failure).
-    seen = outcome_of(get_job(kube, ns, second["metadata"]["name"]), trial2)
+    seen = from_rayjob(get_job(kube, ns, second["metadata"]["name"]), was_suspended=False)
     assert seen is not None and (seen.state, seen.reason) == (TrialState.RUNNING, "Suspended"), seen
     assert deployment(kube, ns, first) in ("Initializing", "Running")
 

@@ -12,13 +12,6 @@ from .helpers import T0, trial
 pytestmark = pytest.mark.unit
 
 
-def test_parse_lines_keeps_a_torn_tail_for_later() -> None:
-    data = b'{"type":"epoch","epoch":1}\nnot json\n{"type":"epoch","epoch":2}\n{"type":"ep'
-    lines, used = progress.parse_lines(data)
-    assert [x["epoch"] for x in lines] == [1, 2]
-    assert used == data.rfind(b"\n") + 1
-
-
 def test_epochs_fold_into_history_best_and_latest() -> None:
     t = trial(state=TrialState.RUNNING, attempt=1)
     lines = [
@@ -77,19 +70,3 @@ def test_lines_of_another_attempt_or_an_ended_trial_change_nothing() -> None:
     assert progress.apply_lines(running, 1, [line], T0) is running
     stopped = trial(state=TrialState.STOPPED, attempt=1)
     assert progress.apply_lines(stopped, 1, [line], T0) is stopped
-
-
-def test_history_is_bounded_keeping_the_first_point() -> None:
-    points = [progress.MetricPoint(epoch=e, metrics={}) for e in range(1, 251)]
-    kept = progress.bounded(points, 100)
-    assert len(kept) == 100 and kept[0].epoch == 1 and kept[-1].epoch == 250
-
-
-def test_crashed_attempt_is_failed_with_the_error() -> None:
-    t = trial(state=TrialState.RUNNING, attempt=1)
-    out = progress.crashed(t, "ExecutorError", "WorkerCrashedError: boom", T0)
-    assert (out.status.state, out.status.reason, out.status.message) == (
-        TrialState.FAILED,
-        "ExecutorError",
-        "WorkerCrashedError: boom",
-    )

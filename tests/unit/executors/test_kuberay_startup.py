@@ -108,7 +108,7 @@ def test_the_waiting_reason_is_replaced_once_the_pods_run() -> None:
     assert startup_outcome(rayjob(), trial("Starting"), DEADLINE, T0, None) is None  # already shown
     started = startup_outcome(rayjob("Running", "RUNNING"), trial("Starting"), DEADLINE, T0, None)
     assert started is not None and (started.state, started.reason) == (TrialState.RUNNING, "Started")
-    # Reasons that are not ours to clear stay (e.g. Kueue's Resumed, handled by outcome_of).
+    # Reasons that are not ours to clear stay (e.g. Kueue's Resumed, handled by from_rayjob).
     assert startup_outcome(rayjob("Running", "RUNNING"), trial("Resumed"), DEADLINE, T0, None) is None
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
-from campaign_operator.executors import kuberay, rayjobs
-from campaign_operator.executors.common import TRIAL_ENV, TrainerSettings, entrypoint, trial_document
+from campaign_operator.executors.common import TrainerSettings, entrypoint, trial_document
+from campaign_operator.lifecycle.outcomes import from_ray_job, from_rayjob
+from campaign_operator.lifecycle.wire import TRIAL_ENV
 from campaign_trainer.config import parse_trial
 
 pytestmark = pytest.mark.unit
@@ -73,8 +74,8 @@ def kuberay_job(deployment: str, job: str) -> dict[str, Any]:
 
 def test_a_job_that_succeeded_without_the_trainers_outcome_failed() -> None:
     for out, job in (
-        (kuberay.outcome_of(kuberay_job("Complete", "SUCCEEDED"), trial()), "RayJob t-1-a2"),
-        (rayjobs.outcome_of({"status": "SUCCEEDED", "submission_id": "t-1-a2"}, trial()), "Ray job t-1-a2"),
+        (from_rayjob(kuberay_job("Complete", "SUCCEEDED"), was_suspended=False), "RayJob t-1-a2"),
+        (from_ray_job({"status": "SUCCEEDED", "submission_id": "t-1-a2"}), "Ray job t-1-a2"),
     ):
         assert out is not None
         assert (out.state, out.reason) == (TrialState.FAILED, "OutcomeNotReported")
@@ -83,8 +84,8 @@ def test_a_job_that_succeeded_without_the_trainers_outcome_failed() -> None:
 
 
 def test_other_endings_keep_their_meaning() -> None:
-    stopped = kuberay.outcome_of(kuberay_job("Complete", "STOPPED"), trial())
+    stopped = from_rayjob(kuberay_job("Complete", "STOPPED"), was_suspended=False)
     assert stopped is not None and stopped.state == TrialState.STOPPED
-    failed = rayjobs.outcome_of({"status": "FAILED", "submission_id": "s", "driver_exit_code": 4}, trial())
+    failed = from_ray_job({"status": "FAILED", "submission_id": "s", "driver_exit_code": 4})
     assert failed is not None and (failed.state, failed.reason) == (TrialState.FAILED, "AppFailed")
     assert failed.message.endswith("(exit code 4)")

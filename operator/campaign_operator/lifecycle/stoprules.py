@@ -1,4 +1,4 @@
-"""Stop-rule decisions from reported metrics.
+"""Stop-rule decisions from reported metrics (part of the lifecycle contract: no planner, no CEL).
 
 One pure function used in two places: the trainer evaluates it every epoch, and the planner
 evaluates it over a Trial's reported history as a backstop (a trainer that cannot stop itself).

@@ -24,12 +24,10 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from campaign_operator.api.base import GROUP, VERSION
+from campaign_operator.lifecycle.wire import CAMPAIGNS, GROUP, TRIALS, VERSION
 
 log = logging.getLogger(__name__)
 
-CAMPAIGNS = "trainingcampaigns"
-TRIALS = "trials"
 RAY_GROUP, RAY_VERSION, RAYJOBS, RAYCLUSTERS = "ray.io", "v1", "rayjobs", "rayclusters"
 
 MERGE_PATCH = "application/merge-patch+json"

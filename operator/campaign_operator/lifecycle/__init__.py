@@ -1,0 +1,35 @@
+"""The trial lifecycle contract: the one module the shells (operator, embedded runner) and the
+trainer share, and nothing heavier than the api (no planner, no CEL, no Kubernetes client).
+
+* `transitions`: a trial status's pure transitions (launched, epoch reported, outcome reported, job
+  ended, finished) and the rules on measurements (finite metrics, the history bound, best epoch).
+* `outcomes`: how KubeRay's, Ray's and local Ray's view of an attempt becomes an outcome.
+* `stoprules`: the per-epoch stop-rule decision (the trainer's, and the planner's backstop).
+* `wire`: resource names, the trial's environment variable, the progress-line schema.
+"""
+
+from .outcomes import JobOutcome
+from .transitions import (
+    best_of,
+    bounded,
+    epoch_reported,
+    finished,
+    finite_metrics,
+    is_better,
+    job_ended,
+    launched,
+    outcome_reported,
+)
+
+__all__ = [
+    "JobOutcome",
+    "best_of",
+    "bounded",
+    "epoch_reported",
+    "finished",
+    "finite_metrics",
+    "is_better",
+    "job_ended",
+    "launched",
+    "outcome_reported",
+]

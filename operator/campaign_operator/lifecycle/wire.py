@@ -1,0 +1,100 @@
+"""What travels between the shells and the trainer: resource names, the trial's environment
+variable and the progress lines (JSON, one per line) that embedded mode and pod logs carry."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from campaign_operator.api.base import GROUP, VERSION
+
+from .transitions import finite_metrics
+
+TRIALS, CAMPAIGNS = "trials", "trainingcampaigns"
+__all__ = ["CAMPAIGNS", "GROUP", "TRIALS", "VERSION"]
+
+TRIAL_ENV = "CAMPAIGN_TRIAL"
+"""The trial document travels in this environment variable (Ray's runtime_env.env_vars), and the
+trainer reads it from there itself (`--trial-env`): a RayJob entrypoint has no stdin of its own, an
+env var needs no ConfigMap to create and clean up, and the entrypoint stays free of the quotes,
+expansions and pipes that KubeRay's submitter shell would evaluate instead of passing on."""
+
+START, EPOCH, OUTCOME = "start", "epoch", "outcome"
+"""Progress line types: an attempt's process began / finished an epoch / gave its verdict."""
+PROGRESS_DIR = "trials"
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def progress_path(trial: str, attempt: int) -> str:
+    """Progress file of one attempt, relative to the state dir (one file per attempt: a resumed
+    attempt appends to the same file, a retry starts a new one)."""
+    return f"{PROGRESS_DIR}/{trial}/attempt-{attempt}.jsonl"
+
+
+def start_line(trial: str, attempt: int, resume: bool) -> dict[str, Any]:
+    """Written by the process that really began the attempt: tests count these to prove no trial
+    ran twice."""
+    return {
+        "type": START,
+        "trial": trial,
+        "attempt": attempt,
+        "resume": resume,
+        "pid": os.getpid(),
+        "time": now_rfc3339(),
+    }
+
+
+def epoch_line(
+    trial: str, epoch: int, metrics: Mapping[str, Any], time_: str | None = None
+) -> dict[str, Any]:
+    # JSON has no NaN/inf: a metric that went bad keeps its key, with null.
+    finite = finite_metrics(metrics)
+    shown = {
+        str(k): finite.get(str(k))
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    return {"type": EPOCH, "trial": trial, "time": time_ or now_rfc3339(), "epoch": epoch, "metrics": shown}
+
+
+def outcome_line(trial: str, status: Mapping[str, Any], time_: str | None = None) -> dict[str, Any]:
+    """`status`: the trainer's verdict in Trial status wire form."""
+    return {"type": OUTCOME, "trial": trial, "time": time_ or now_rfc3339(), "status": dict(status)}
+
+
+def dumps(line: Mapping[str, Any]) -> str:
+    return json.dumps(line, separators=(",", ":"), allow_nan=False)
+
+
+def append_line(path: str | Path, line: Mapping[str, Any]) -> None:
+    """One `write` on an O_APPEND file: concurrent writers never tear a line, a reader never sees half."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (dumps(line) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """Complete lines in `data` and how many bytes they span; a torn last line waits for more."""
+    end = data.rfind(b"\n") + 1
+    lines = []
+    for raw in data[:end].splitlines():
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            continue  # not ours (a stray print); never fatal
+        if isinstance(obj, dict):
+            lines.append(obj)
+    return lines, end
