@@ -35,9 +35,7 @@ lint: setup
 	$(VENV_BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: setup
-	$(VENV_BIN)/mypy --strict operator/campaign_operator/api operator/campaign_operator/planner \
-		operator/campaign_operator/embedded operator/campaign_operator/executors operator/campaign_operator/report \
-		operator/campaign_operator/k8s operator/campaign_operator/metrics.py trainer_image/campaign_trainer
+	$(VENV_BIN)/mypy --strict operator/campaign_operator trainer_image/campaign_trainer
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl for the integration tests:
 # built once from Go modules (10-30 min cold) and cached in ${CAMPAIGN_CACHE:-~/.cache/campaign-operator}/k8s.
