@@ -29,6 +29,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from campaign_operator.lifecycle.transitions import is_better
 from campaign_trainer import checkpoints, stoprules
 from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
 from campaign_trainer.metrics import scalar_metrics
@@ -62,14 +63,6 @@ def _batch_size(batch: Any) -> int:
     if isinstance(batch, Mapping) and batch:
         return _batch_size(next(iter(batch.values())))
     return 0
-
-
-def is_better(value: float, best: float | None, mode: str) -> bool:
-    if math.isnan(value):
-        return False
-    if best is None:
-        return True
-    return value < best if mode == "min" else value > best
 
 
 class CampaignCallback(pl.Callback):

@@ -8,52 +8,34 @@ attempt number, start time and every other state transition belong to the shell 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# Trial.status.history bound (campaign_operator.api.trial.HISTORY_LIMIT): keeps a 2,000-epoch trial
-# far from etcd's object-size limit.
-HISTORY_LIMIT = 100
+from campaign_operator.api.trial import HISTORY_LIMIT
+from campaign_operator.lifecycle.transitions import bounded, finite_metrics
+
+__all__ = [
+    "HISTORY_LIMIT",
+    "Outcome",
+    "bounded_history",
+    "error_message",
+    "failure",
+    "finite_metrics",
+    "now_rfc3339",
+]
 
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Only finite numbers: the status schema holds numbers and JSON has no NaN/inf.
-    A missing key is how a reporter says "undefined" (the outcome's reason says why)."""
-    out: dict[str, float] = {}
-    for k, v in metrics.items():
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            continue
-        if math.isfinite(v):
-            out[str(k)] = float(v)
-    return out
-
-
-def thin_indices(n: int, limit: int) -> list[int]:
-    """Which of ``n`` history entries to keep, at most ``limit``: the newest half dense, the older
-    ones evenly thinned; the first and the last entry always kept (the API's documented contract)."""
-    if n <= limit:
-        return list(range(n))
-    if limit < 2:
-        return [n - 1][:limit]
-    recent = limit // 2
-    older = limit - recent  # slots for entries 0 .. n-recent-1, evenly spaced, first included
-    span = n - recent
-    picks = {round(i * (span - 1) / max(1, older - 1)) for i in range(older)}
-    return sorted(picks) + list(range(span, n))
-
-
 def bounded_history(history: Sequence[Mapping[str, Any]], limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
-    """At most ``limit`` entries (see ``thin_indices``), metrics made JSON-safe."""
+    """The lifecycle's history bound (first and last kept, the middle thinned), metrics made JSON-safe."""
     return [
-        {"epoch": int(history[i]["epoch"]), "metrics": finite_metrics(history[i].get("metrics") or {})}
-        for i in thin_indices(len(history), limit)
+        {"epoch": int(h["epoch"]), "metrics": finite_metrics(h.get("metrics") or {})}
+        for h in bounded(history, limit)
     ]
 
 

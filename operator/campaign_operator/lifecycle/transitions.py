@@ -57,7 +57,9 @@ def bounded(history: Sequence[T], limit: int = HISTORY_LIMIT) -> list[T]:
 
 
 def is_better(value: float, than: float | None, mode: Mode | str) -> bool:
-    """Strictly better by the objective's mode (a tie keeps the earlier epoch)."""
+    """Strictly better by the objective's mode (a tie keeps the earlier epoch; NaN never is)."""
+    if math.isnan(value):
+        return False
     if than is None:
         return True
     return value < than if mode == Mode.MIN else value > than
