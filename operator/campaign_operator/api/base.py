@@ -9,10 +9,11 @@ without a cluster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 GROUP = "training.campaign-operator.io"
@@ -25,6 +26,53 @@ DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 CAMEL_CASE = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 # Reasons users write (stop rules, skip rules): UpperCamelCase, which is also a valid condition reason.
 USER_REASON = r"^[A-Z][A-Za-z0-9]*$"
+
+TEXT_MAX_LENGTH = 4096
+"""The CRDs' bound on a string that sets none of its own (crdgen), status messages included."""
+MESSAGE_BUDGET = 1024
+"""What one status message should say at most: the problems that matter, not a dump."""
+_ELLIPSIS = " …"
+
+
+def bounded(text: str, limit: int = TEXT_MAX_LENGTH) -> str:
+    """`text` cut to at most `limit` characters (what a CRD's maxLength counts), marked where cut.
+
+    The one truncation every status string goes through, so no status write exceeds a CRD bound:
+    messages put the most important part first, so the head is what to keep.
+    """
+    if len(text) <= limit:
+        return text
+    if limit <= len(_ELLIPSIS):
+        return text[:limit]
+    return text[: limit - len(_ELLIPSIS)].rstrip() + _ELLIPSIS
+
+
+def cutter(limit: int) -> Callable[[Any], Any]:
+    """`bounded` for a field validator/serializer: strings are cut to `limit`, others pass."""
+
+    def cut(value: Any) -> Any:
+        return bounded(value, limit) if isinstance(value, str) else value
+
+    return cut
+
+
+CONDITION_MESSAGE_MAX_LENGTH = 32768
+"""metav1.Condition's bound on message."""
+
+# Cut when set from data and again when written out: the schema's maxLength and the truncation come
+# from the same number, so no status write can exceed it.
+BoundedText = Annotated[  # a status string (message, reason)
+    str,
+    BeforeValidator(cutter(TEXT_MAX_LENGTH)),
+    PlainSerializer(cutter(TEXT_MAX_LENGTH)),
+    Field(max_length=TEXT_MAX_LENGTH),
+]
+ConditionMessage = Annotated[  # metav1.Condition.message
+    str,
+    BeforeValidator(cutter(CONDITION_MESSAGE_MAX_LENGTH)),
+    PlainSerializer(cutter(CONDITION_MESSAGE_MAX_LENGTH)),
+    Field(max_length=CONDITION_MESSAGE_MAX_LENGTH),
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +87,11 @@ class CelRule:
     # The same rule for cel-python where the Kubernetes form uses something it lacks (two-variable
     # comprehensions). The CRD-vs-embedded agreement test covers every rule that sets this.
     embedded: str | None = None
+    # A message naming the culprits, for the apiserver (x-kubernetes-validations messageExpression,
+    # Kubernetes CEL) and, as the same text computed in Python from the node's wire form, for
+    # embedded validation. Set both or neither; an integration test compares the two.
+    message_expression: str | None = None
+    explain: Callable[[Any], str] | None = None
 
     @property
     def embedded_rule(self) -> str:

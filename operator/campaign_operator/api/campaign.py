@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .base import DNS_LABEL, USER_REASON, ApiModel, CelRule, ExactlyOne
+from .base import DNS_LABEL, USER_REASON, ApiModel, BoundedText, CelRule, ExactlyOne
 from .common import (
     TASK_PATTERN,
     CheckpointPolicy,
@@ -186,8 +186,12 @@ class Gate(ApiModel):
     """A condition on this phase's results that must hold for the phase to succeed."""
 
     expression: str = Field(min_length=1, max_length=4096)
-    """CEL over `phase` (counts, failureRate, best.metrics, metrics.<name>.{min,max,mean,std}),
-    e.g. `phase.best.metrics.sharpe > 0.10`."""
+    """CEL over `phase`, evaluated once all of the phase's trials finished: phase.name, state,
+    total, succeeded, failed, stopped, skipped, failureRate, metrics.<metric>.{min,max,mean,std,count}
+    (over Succeeded trials at their best epoch) and, when a trial succeeded, best.{trial,metric,value,
+    metrics.<metric>,parameters.<name>} (test with has(phase.best)); e.g.
+    `phase.best.metrics.sharpe > 0.10`. Checked before anything runs: unknown fields and metrics,
+    and numbers compared with strings, are errors."""
     message: str | None = None
     """Shown when the gate does not hold."""
 
@@ -222,7 +226,8 @@ class Phase(ApiModel):
     depends_on: list[PhaseName] = Field(default_factory=list, max_length=16)
     """Earlier phases that must succeed before this one starts."""
     when: str | None = Field(None, max_length=4096)
-    """CEL over `phases.<name>` of the phases in dependsOn; false skips this phase (reason WhenNotMet)."""
+    """CEL over `phases.<name>`, one entry per phase in dependsOn with the fields a gate's `phase`
+    has; false skips this phase (reason WhenNotMet)."""
     task: str | None = Field(None, pattern=TASK_PATTERN)
     """Task for this phase's trials (e.g. a teacher and a student model); default: template.task."""
     dataset: DatasetSpec | None = None
@@ -274,7 +279,9 @@ class PvcStorage(ApiModel):
     """Checkpoints on a shared PersistentVolumeClaim."""
 
     claim_name: str = Field(pattern=DNS_LABEL)
+    """The PersistentVolumeClaim (same namespace), mounted by every trial."""
     path: str = "/"
+    """Directory inside the claim under which checkpoints go."""
 
 
 class Storage(ApiModel):
@@ -290,7 +297,9 @@ class SecretKeyRef(ApiModel):
     """A key of a Secret in the campaign's namespace."""
 
     name: str = Field(pattern=DNS_LABEL)
+    """The Secret."""
     key: str = Field(min_length=1)
+    """The key whose value is used."""
 
 
 class ExecutorKind(StrEnum):
@@ -329,6 +338,46 @@ class ExecutorSpec(ApiModel):
     """How long KubeRay keeps a finished trial's Ray cluster."""
 
 
+_LATER = "!self.phases.exists(j, q, j < i && q.name == d)"
+_INDEX = "[" + ", ".join(f"'{i}'" for i in range(32)) + "]"  # string(i) costs too much to the apiserver
+_DEPENDS_ON_MESSAGE = (
+    "self.phases.transformList(i, p, has(p.dependsOn) && p.dependsOn.exists(d, " + _LATER + "),"
+    " 'phases[' + " + _INDEX + "[i] + '] (' + p.name + ').dependsOn: '"
+    " + p.dependsOn.filter(d, " + _LATER + ").map(d,"
+    " d == p.name ? \"'\" + d + \"' is the phase itself (a cycle: \" + d + ' -> ' + d + ')'"
+    ' : !self.phases.exists(q, q.name == d) ? "\'" + d + "\' is not a phase"'
+    " : self.phases.exists(q, q.name == d && has(q.dependsOn) && p.name in q.dependsOn)"
+    ' ? "\'" + d + "\' is listed later and depends on " + p.name'
+    " + ' (a cycle: ' + p.name + ' -> ' + d + ' -> ' + p.name + ')'"
+    ' : "\'" + d + "\' is listed later")[0])[0]'
+    " + '; dependsOn may only name phases listed earlier in spec.phases'"
+)
+"""The apiserver's message for a bad dependsOn: the first offending phase's index and name, its
+first bad name, and whether that closes a cycle. Within the apiserver's cost budget (no join, no
+string(int)); `_depends_on_message` is the same text for embedded validation."""
+
+
+def _depends_on_message(spec: Any) -> str:
+    phases = spec.get("phases") or []
+    names = [p.get("name") for p in phases]
+    for i, p in enumerate(phases):
+        bad = [d for d in p.get("dependsOn") or [] if d not in names[:i]]
+        if not bad:
+            continue
+        d, name = bad[0], p["name"]
+        if d == name:
+            why = f"'{d}' is the phase itself (a cycle: {d} -> {d})"
+        elif d not in names:
+            why = f"'{d}' is not a phase"
+        elif any(q.get("name") == d and name in (q.get("dependsOn") or []) for q in phases):
+            why = f"'{d}' is listed later and depends on {name} (a cycle: {name} -> {d} -> {name})"
+        else:
+            why = f"'{d}' is listed later"
+        rule = "dependsOn may only name phases listed earlier in spec.phases"
+        return f"phases[{i}] ({name}).dependsOn: {why}; {rule}"
+    return "phases[].dependsOn: may only name phases listed earlier in spec.phases"
+
+
 class TrainingCampaignSpec(ApiModel):
     """The whole plan of a training campaign."""
 
@@ -347,6 +396,8 @@ class TrainingCampaignSpec(ApiModel):
             embedded="self.phases.all(p, !has(p.dependsOn) || p.dependsOn.all(d,"
             " self.phases.map(q, q.name).indexOf(d) >= 0"
             " && self.phases.map(q, q.name).indexOf(d) < self.phases.map(q, q.name).indexOf(p.name)))",
+            message_expression=_DEPENDS_ON_MESSAGE,
+            explain=_depends_on_message,
         ),
         CelRule(
             "self.phases.all(p, !has(p.nodePool)"
@@ -407,52 +458,76 @@ class TrialCounts(ApiModel):
     """Trials by state."""
 
     total: int = 0
+    """Every trial of the phase (or campaign), skipped ones included."""
     pending: int = 0
+    """Created, not running yet: waiting for a slot, or for a retry's backoff."""
     running: int = 0
+    """Launched and not finished."""
     succeeded: int = 0
+    """Finished training (early stopping included)."""
     failed: int = 0
+    """Failed with no retries left; these count against maxFailureRate."""
     stopped: int = 0
+    """Ended by a Stop rule or cancelled; in the failure-rate denominator, but no failure."""
     skipped: int = 0
+    """Marked Skipped by skipWhen; left out of the failure-rate denominator."""
 
 
 class GateStatus(ApiModel):
     """The outcome of a gate and the values it saw."""
 
     expression: str
+    """The gate's CEL expression (spec.phases[].gate.expression)."""
     passed: bool | None = None
     """True/False once evaluated; unset while the phase runs."""
     values: dict[str, Any] = Field(default_factory=dict)
-    """The values the expression was evaluated with."""
-    message: str | None = None
+    """The values the expression was evaluated with (the phase view without per-metric statistics)."""
+    message: BoundedText | None = None
+    """Why the gate did not hold, or why it could not be evaluated."""
 
 
 class BestTrial(ApiModel):
     """The best trial of a phase by its objective."""
 
     trial: str
+    """Name of the Trial."""
     metric: str
+    """The ranking metric (the phase's objective, or fromPhase.metric)."""
     value: float
+    """Its value at the trial's best epoch."""
     parameters: dict[str, Any] = Field(default_factory=dict)
+    """The trial's final hyperparameters."""
     metrics: dict[str, float] = Field(default_factory=dict)
+    """All of the trial's metrics at its best epoch."""
 
 
 class PhaseStatus(ApiModel):
     """Where one phase stands."""
 
     name: str
+    """The phase's name (spec.phases[].name)."""
     state: PhaseState = PhaseState.PENDING
-    reason: str | None = None
-    message: str | None = None
+    """Pending, Running, Succeeded, Failed or Skipped."""
+    reason: BoundedText | None = None
+    """CamelCase reason of the state, e.g. WaitingForDependencies, GateNotMet, FailureThresholdExceeded."""
+    message: BoundedText | None = None
+    """What the state means in words (bounded; the most important part first)."""
     counts: TrialCounts = Field(default_factory=TrialCounts)
+    """The phase's trials by state."""
     failure_rate: float = 0.0
     """failed / (total - skipped), counting only failures with no retries left."""
     max_failure_rate: float = 0.0
+    """The phase's threshold (failurePolicy.maxFailureRate), for comparison."""
     gate: GateStatus | None = None
+    """The gate's outcome, once the phase's trials have all finished."""
     best: BestTrial | None = None
+    """The best Succeeded trial by the phase's objective."""
     promoted: dict[str, Any] | None = None
     """Parameters promoted from fromPhase."""
     start_time: datetime | None = None
+    """When the phase's first trials were created."""
     completion_time: datetime | None = None
+    """When the phase reached Succeeded, Failed or Skipped."""
     estimated_completion_time: datetime | None = None
     """ETA from the observed durations of this phase's finished trials."""
 
@@ -463,19 +538,29 @@ class TrainingCampaignStatus(ApiModel):
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
     observed_generation: int | None = None
+    """The metadata.generation of the spec this status was planned from."""
     state: CampaignState = CampaignState.PENDING
-    reason: str | None = None
-    message: str | None = None
+    """Pending, Running, Succeeded, Failed or Suspended."""
+    reason: BoundedText | None = None
+    """CamelCase reason of the state, e.g. AllPhasesFinished, InvalidSpec, GateNotMet."""
+    message: BoundedText | None = None
+    """What the state means in words; for InvalidSpec the problems, each with its field path."""
     current_phase: str | None = None
+    """The running phase of highest priority."""
     progress: str | None = None
     """finished/total trials, for kubectl get."""
     fail_rate: str | None = None
     """Failure rate of the current phase against its threshold, for kubectl get."""
     conditions: list[Condition] = Field(default_factory=list)
+    """Progressing, Succeeded, Failed, Degraded, Suspended and ReconcileError (metav1.Condition)."""
     phases: list[PhaseStatus] = Field(default_factory=list)
+    """One entry per spec.phases[], in the same order."""
     trials: TrialCounts = Field(default_factory=TrialCounts)
+    """All trials of the campaign by state."""
     start_time: datetime | None = None
+    """When the first trials were created."""
     completion_time: datetime | None = None
+    """When the campaign reached Succeeded or Failed."""
 
 
 class TrainingCampaign(ApiModel):

@@ -8,10 +8,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .base import CAMEL_CASE, DNS_LABEL, USER_REASON, ApiModel, CelRule
+from .base import CAMEL_CASE, DNS_LABEL, USER_REASON, ApiModel, CelRule, ConditionMessage
 
 BUILTIN_TASKS = ("regression", "cql", "sequence")
 TASK_PATTERN = r"^(regression|cql|sequence|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$"
+
+EPOCH_METRICS = ("loss", "val_loss", "lr", "samples_per_sec", "epoch_time_s")
+"""What the trainer reports every epoch of every built-in task: the training and validation loss,
+the learning rate, throughput and epoch time."""
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": (
+        *EPOCH_METRICS,
+        *("rmse", "r2", "variance_ratio", "pred_std", "pred_range", "ic", "rank_ic", "sharpe"),
+    ),
+    "cql": (*EPOCH_METRICS, "q_mean", "q_std", "win_rate", "roi", "bet_rate"),
+    "sequence": (*EPOCH_METRICS, "action_loss", "price_loss", "accuracy", "param_count"),
+}
+"""Metric names each built-in task reports (campaign_trainer.tasks), so a manifest's metric names
+(objective, stop rules, early stopping, gates) can be checked without importing the trainer and
+torch. A test trains every built-in task for an epoch and compares; user tasks report their own."""
+
+
+def task_metrics(task: str) -> tuple[str, ...] | None:
+    """The metrics a built-in task reports; None for a user task (`module:callable`)."""
+    return TASK_METRICS.get(task)
 
 
 class Mode(StrEnum):
@@ -99,7 +119,7 @@ class StopRule(ApiModel):
     comparison: Comparison
     """How the metric is compared with the threshold; the rule fires when `metric <comparison> threshold`."""
     threshold: float
-    """The threshold."""
+    """The threshold: a finite number (a comparison with NaN never holds)."""
     after_epoch: int = Field(0, ge=0)
     """The rule is only checked for epochs after this one (epochs count from 1)."""
     patience: int = Field(1, ge=1, le=10_000)
@@ -138,10 +158,15 @@ class Toleration(ApiModel):
     """A core/v1 Toleration."""
 
     key: str | None = None
+    """The taint key the toleration applies to; empty with operator Exists: every taint."""
     operator: Literal["Exists", "Equal"] = "Equal"
+    """Equal: the taint's value must equal value; Exists: any value."""
     value: str | None = None
+    """The taint value (operator Equal)."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """The taint effect to tolerate; empty: every effect."""
     toleration_seconds: int | None = None
+    """How long a NoExecute taint is tolerated before eviction; unset: forever."""
 
 
 # Kubernetes names the pod-template additions refer to.
@@ -209,21 +234,27 @@ class SecretVolume(ApiModel):
     """A Secret's keys as files."""
 
     secret_name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    """The Secret (same namespace)."""
     optional: bool | None = None
+    """Start the pod even when the Secret is missing."""
 
 
 class ConfigMapVolume(ApiModel):
     """A ConfigMap's keys as files."""
 
     name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    """The ConfigMap (same namespace)."""
     optional: bool | None = None
+    """Start the pod even when the ConfigMap is missing."""
 
 
 class ClaimVolume(ApiModel):
     """An existing PersistentVolumeClaim of the campaign's namespace (datasets, caches)."""
 
     claim_name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    """The PersistentVolumeClaim (same namespace)."""
     read_only: bool | None = None
+    """Mount it read-only."""
 
 
 class EmptyDirVolume(ApiModel):
@@ -262,6 +293,7 @@ class VolumeMount(ApiModel):
     mount_path: str = Field(pattern=r"^/.*$", max_length=1024)
     """Absolute path in the container."""
     read_only: bool | None = None
+    """Mount it read-only."""
     sub_path: str | None = Field(None, pattern=r"^[^/].*$", max_length=1024)
     """A path inside the volume to mount instead of its root."""
 
@@ -380,15 +412,23 @@ class Condition(ApiModel):
     """metav1.Condition."""
 
     type: str = Field(max_length=316, pattern=r"^([a-z0-9.\-]*/)?[A-Za-z0-9]([A-Za-z0-9_.\-]*[A-Za-z0-9])?$")
+    """Progressing, Succeeded, Failed, Degraded, Suspended or ReconcileError."""
     status: ConditionStatus
+    """True, False or Unknown."""
     observed_generation: int | None = Field(None, ge=0)
+    """The metadata.generation the condition was set for."""
     last_transition_time: datetime
+    """When status last changed."""
     reason: str = Field(max_length=1024, pattern=CAMEL_CASE)
-    message: str = Field("", max_length=32768)
+    """CamelCase reason, e.g. InvalidSpec, GateNotMet, Reconciled."""
+    message: ConditionMessage = ""
+    """Details in words (bounded)."""
 
 
 class MetricPoint(ApiModel):
     """Metrics reported for one epoch."""
 
     epoch: int = Field(ge=0)
+    """The epoch (counting from 1)."""
     metrics: dict[str, float] = Field(default_factory=dict)
+    """Metric name -> value at that epoch."""

@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from .base import GROUP, VERSION, ApiModel
+from .base import GROUP, TEXT_MAX_LENGTH, VERSION, ApiModel
 from .campaign import TrainingCampaign, TrainingCampaignSpec, TrainingCampaignStatus
 from .trial import TrialSpec, TrialStatus
 
 Schema = dict[str, Any]
 
 # Rules on a CEL node are costed by the apiserver from these bounds; keep them generous but finite.
-_DEFAULT_MAX_STRING = 4096
+_DEFAULT_MAX_STRING = TEXT_MAX_LENGTH
 
 
 def _model_classes() -> dict[str, type[ApiModel]]:
@@ -38,9 +38,72 @@ def _model_classes() -> dict[str, type[ApiModel]]:
 
 def _rules(model: type[ApiModel]) -> list[dict[str, str]]:
     return [
-        {"rule": r.rule, "message": r.message, **({"fieldPath": r.field_path} if r.field_path else {})}
+        {
+            "rule": r.rule,
+            "message": r.message,
+            **({"messageExpression": r.message_expression} if r.message_expression else {}),
+            **({"fieldPath": r.field_path} if r.field_path else {}),
+        }
         for r in model.cel_rules
     ]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else '""'
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(value)
+    if isinstance(value, list | dict) and not value:
+        return "[]" if isinstance(value, list) else "{}"
+    return str(value)
+
+
+def _facts(node: Schema) -> str:
+    """Default and bounds in words, for `kubectl explain` (which shows neither from the schema)."""
+    facts = []
+    if "default" in node and node["default"] not in ([], {}):
+        facts.append(f"Default: {_fmt(node['default'])}.")
+    low, high = node.get("minimum"), node.get("maximum")
+    open_low, open_high = node.get("exclusiveMinimum") is True, node.get("exclusiveMaximum") is True
+    if low is not None and high is not None:
+        facts.append(
+            f"Range: {_fmt(low)} {'<' if open_low else '<='} value {'<' if open_high else '<='} {_fmt(high)}."
+        )
+    elif low is not None:
+        facts.append(f"{'Greater than' if open_low else 'At least'} {_fmt(low)}.")
+    elif high is not None:
+        facts.append(f"{'Less than' if open_high else 'At most'} {_fmt(high)}.")
+    lo_items, hi_items = node.get("minItems"), node.get("maxItems")
+    if lo_items is not None and hi_items is not None:
+        facts.append(f"{lo_items} to {hi_items} items.")
+    elif hi_items is not None:
+        facts.append(f"At most {hi_items} items.")
+    elif lo_items:
+        facts.append(f"At least {lo_items} item{'s' if lo_items != 1 else ''}.")
+    lo_props, hi_props = node.get("minProperties"), node.get("maxProperties")
+    if hi_props is not None:
+        facts.append(f"At most {hi_props} entries.")
+    elif lo_props:
+        facts.append(f"At least {lo_props} entr{'ies' if lo_props != 1 else 'y'}.")
+    if node.get("enum") and node.get("type") == "string" and len(node["enum"]) > 1:
+        facts.append(f"One of: {', '.join(map(str, node['enum']))}.")
+    return " ".join(facts)
+
+
+def _describe(node: Schema) -> None:
+    """Appends the default and bounds to every described property, in place (recursively)."""
+    for child in (node.get("properties") or {}).values():
+        _describe(child)
+        facts = _facts(child)
+        if facts and child.get("description"):
+            child["description"] = f"{child['description'].rstrip()} {facts}"
+        elif facts:
+            child["description"] = facts
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            _describe(node[key])
 
 
 class _Converter:
@@ -115,7 +178,9 @@ def _schema_for(model: type[ApiModel]) -> Schema:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
     defs[model.__name__] = raw
-    return _Converter(defs).convert({"$ref": f"#/$defs/{model.__name__}"})
+    schema = _Converter(defs).convert({"$ref": f"#/$defs/{model.__name__}"})
+    _describe(schema)
+    return schema
 
 
 def _crd(

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import DNS_LABEL, ApiModel, CelRule
+from .base import DNS_LABEL, ApiModel, BoundedText, CelRule
 from .common import (
     TASK_PATTERN,
     DatasetSpec,
@@ -35,6 +35,7 @@ class Scheduling(ApiModel):
     node_pool: NodePool | None = None
     """The phase's node pool, copied so the executor needs nothing else."""
     priority_class_name: str | None = None
+    """Kubernetes PriorityClass of the Ray pods."""
     queue_name: str | None = None
     """Kueue LocalQueue."""
     workload_priority_class: str | None = None
@@ -56,8 +57,11 @@ class TrialSpec(ApiModel):
     cel_rules = (CelRule("self == oldSelf", "spec: a Trial's spec is immutable; create a new Trial instead"),)
 
     campaign: str = Field(min_length=1)
+    """The owning TrainingCampaign."""
     phase: str = Field(pattern=DNS_LABEL)
+    """The campaign phase this trial belongs to."""
     task: str = Field(pattern=TASK_PATTERN)
+    """Built-in task or user task `package.module:callable`."""
     parameters: dict[str, Any] = Field(default_factory=dict)
     """Final hyperparameters: template < phase < promoted < sweep point."""
     sweep_point: dict[str, Any] = Field(default_factory=dict)
@@ -69,26 +73,36 @@ class TrialSpec(ApiModel):
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
     objective: Objective = Field(default_factory=Objective)
     stop_rules: list[StopRule] = Field(default_factory=list)
+    """The template's and the phase's stop rules."""
     early_stopping: EarlyStopping | None = None
     checkpoint: TrialCheckpoint = Field(default_factory=TrialCheckpoint)
     image: str | None = None
+    """Trainer image; unset: the operator's."""
     scheduling: Scheduling = Field(default_factory=Scheduling)
     priority: int = 0
     """The phase's priority (higher first)."""
 
 
 class BestEpoch(ApiModel):
+    """The trial's best epoch by its objective."""
+
     epoch: int = Field(ge=0)
+    """The epoch (counting from 1)."""
     metrics: dict[str, float] = Field(default_factory=dict)
+    """Every metric at that epoch."""
 
 
 class ExecutorRef(ApiModel):
     """What runs the trial: a RayJob, a Ray job submission id, or a local Ray task."""
 
     kind: str
+    """RayJob (kuberay), RayJobSubmission (rayjobs) or a local Ray task (embedded)."""
     name: str
+    """The RayJob's name or the submission id."""
     namespace: str | None = None
+    """The RayJob's namespace (kuberay)."""
     attempt: int = 1
+    """The attempt this job runs."""
 
 
 class TrialStatus(ApiModel):
@@ -97,21 +111,29 @@ class TrialStatus(ApiModel):
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
     state: TrialState = TrialState.PENDING
-    reason: str | None = None
-    message: str | None = None
+    """Pending, Running, Succeeded, Failed, Stopped or Skipped."""
+    reason: BoundedText | None = None
+    """CamelCase reason of the state, e.g. VarianceCollapse, EarlyStopped, NonFiniteLoss, Cancelled."""
+    message: BoundedText | None = None
+    """What happened, in words (bounded)."""
     attempt: int = Field(0, ge=0)
     """Attempts started so far (0: never launched)."""
     epoch: int = Field(0, ge=0)
+    """The last epoch reported (0: none yet)."""
     metrics: dict[str, float] = Field(default_factory=dict)
     """Latest epoch's metrics."""
     best: BestEpoch | None = None
     """Best epoch by the trial's objective."""
     history: list[MetricPoint] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """Metrics per epoch; beyond the bound older epochs are thinned out (the first and last kept)."""
     executor_ref: ExecutorRef | None = None
+    """The job of the current or last attempt."""
     checkpoint: str | None = None
     """URI of the latest checkpoint."""
     start_time: datetime | None = None
+    """When the current attempt was launched."""
     completion_time: datetime | None = None
+    """When the trial reached a final state (or its last attempt ended)."""
 
 
 class Trial(ApiModel):

@@ -88,7 +88,8 @@ def rule_violations(model: BaseModel, path: str = "") -> list[str]:
                 raise RuntimeError(f"CEL rule {rule.rule!r} failed at {node_path}: {e}") from e
             if not bool(ok):
                 where = f"{node_path}{rule.field_path}".lstrip(".")
-                problems.append(f"{where}: {rule.message}" if where else rule.message)
+                message = rule.explain(node.to_wire()) if rule.explain is not None else rule.message
+                problems.append(f"{where}: {message}" if where else message)
     return problems
 
 
