@@ -150,9 +150,10 @@ def load_campaign(doc: dict[str, Any]) -> TrainingCampaign:
     """Judges one manifest as a TrainingCampaign, as the apiserver and then the operator would.
 
     Raises SpecError listing every problem of the first stage that fails: the header (apiVersion,
-    kind, metadata.name), then the schema and CEL rules, then the semantic checks (user CEL that
-    does not compile, sweeps beyond maxTrials, unknown matrix axes). Each problem starts with the
-    offending field's path, e.g. `spec.phases[1].failurePolicy.maxFailureRate: ...`.
+    kind, metadata.name), then the schema and CEL rules, then the semantic checks the operator
+    makes before creating a trial (`planner.semantics.check_campaign`: user CEL against the
+    variables it can use, sweeps, skipWhen over every trial, thresholds, metric names). Each
+    problem starts with the offending field's path, e.g. `spec.phases[1].failurePolicy.maxFailureRate: ...`.
     """
     from campaign_operator.planner.semantics import semantic_problems  # the planner imports api
 

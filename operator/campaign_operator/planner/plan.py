@@ -32,7 +32,7 @@ from .actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
 from .conditions import set_condition
 from .expressions import ExpressionError, compile_expression
 from .naming import trial_name
-from .semantics import semantic_problems
+from .semantics import problems_message, semantic_problems
 from .sweeps import expand
 from .trials import build_trial, phase_objective, skip_reason
 from .views import best_trial, phase_view
@@ -526,7 +526,7 @@ def plan(campaign: TrainingCampaign, trials: Sequence[Trial], now: datetime) -> 
 def _invalid(campaign: TrainingCampaign, problems: list[str], now: datetime) -> Plan:
     """A spec only the operator can reject: Failed/InvalidSpec, nothing launched, nothing crashes."""
     old = campaign.status or TrainingCampaignStatus()
-    message = "; ".join(problems)
+    message = problems_message(problems)
     gen = campaign.metadata.generation
     T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
     conds = set_condition(list(old.conditions), "Failed", T, "InvalidSpec", message, gen, now)

@@ -1,48 +1,396 @@
-"""Checks a schema cannot express: they need CEL compilation or sweep arithmetic."""
+"""Every check of a campaign that needs no training: what a schema cannot express.
+
+`check_campaign` is the one function both `campaign validate` (through `load_campaign`) and the
+operator (through `plan()`, before the first Trial is created) judge a manifest with:
+
+- the trial cap: the sweeps' size against `spec.maxTrials`;
+- sweeps: `matrix.exclude`/`include` naming an axis the matrix lacks, an `exclude` that removes
+  every combination (a phase of no trials);
+- user CEL (`when`, `gate`, `skipWhen`): it compiles, and it is checked against the variables
+  its context really has (`phases.<dependsOn>`, `phase`, `params`); an unknown name, field, phase
+  or metric is named with what exists, comparisons of a number with a string and int/double
+  arithmetic are reported; `skipWhen` is then evaluated over every trial's parameters;
+- stop rules: finite thresholds;
+- metric names (objective, promotion, stop rules, early stopping, gates) against what a built-in
+  task reports (`TASK_METRICS`); for a user task a name no built-in task reports is a warning;
+- promotion: `fromPhase.keys` that no trial of the source phase has.
+
+Each problem starts with the offending field's path and ends with what would fix it; messages are
+bounded (a few hundred characters), the important part first.
+"""
 
 from __future__ import annotations
 
-from campaign_operator.api.campaign import TrainingCampaign
+import math
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 
-from .expressions import ExpressionError, compile_expression
-from .sweeps import count_points
+from campaign_operator.api.base import MESSAGE_BUDGET, bounded
+from campaign_operator.api.campaign import Phase, TrainingCampaign
+from campaign_operator.api.common import TASK_METRICS, StopRule, task_metrics
+
+from .expressions import (
+    DYN,
+    PROBLEM_MAX,
+    CelType,
+    Expression,
+    ExpressionError,
+    check,
+    compile_expression,
+    did_you_mean,
+    excerpt,
+    map_of,
+    names_list,
+)
+from .sweeps import count_points, expand, raw_points
+from .trials import merged_parameters, skip_reason
+from .views import phase_view_type
+
+KNOWN_METRICS = frozenset(m for names in TASK_METRICS.values() for m in names)
+"""Every metric some built-in task reports: a user task's metric outside it is likely a typo."""
+METRICS_SHOWN = 16
+_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What `check_campaign` found: errors reject the manifest, warnings only inform."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def add(self, where: str, message: str, warning: bool = False) -> None:
+        line = f"{where}: {bounded(message, PROBLEM_MAX)}"
+        target = self.warnings if warning else self.errors
+        if line not in target:
+            target.append(line)
+
+
+def _task(campaign: TrainingCampaign, phase: Phase) -> str:
+    return phase.task or campaign.spec.template.task
+
+
+def _metric_problem(task: str, metric: str) -> tuple[str, bool] | None:
+    """(message, is_warning) when `task` does not report `metric`; None when it does."""
+    reported = task_metrics(task)
+    if reported is None:
+        if metric in KNOWN_METRICS:
+            return None
+        return (
+            f"'{metric}' is no metric a built-in task reports{did_you_mean(metric, KNOWN_METRICS)};"
+            f" make sure the user task {task} reports it",
+            True,
+        )
+    if metric in reported:
+        return None
+    return (
+        f"task {task} never reports '{metric}'{did_you_mean(metric, reported)};"
+        f" it reports: {names_list(reported, METRICS_SHOWN)}",
+        False,
+    )
+
+
+def _unknown_metric(task: str) -> Callable[[str, str], tuple[str, bool]]:
+    def explain(where: str, metric: str) -> tuple[str, bool]:
+        problem = _metric_problem(task, metric)
+        assert problem is not None
+        message, warning = problem
+        return f"{where}.{metric}: {message}", warning
+
+    return explain
+
+
+def _view(campaign: TrainingCampaign, phase: Phase, parameters: Collection[str] | None) -> CelType:
+    task = _task(campaign, phase)
+    metrics = task_metrics(task)
+    return phase_view_type(
+        metrics if metrics is not None else KNOWN_METRICS, _unknown_metric(task), parameters
+    )
+
+
+class _Checker:
+    def __init__(self, campaign: TrainingCampaign):
+        self.campaign = campaign
+        self.spec = campaign.spec
+        self.report = _Report()
+        self.names = [p.name for p in self.spec.phases]
+        self.parameters: dict[str, frozenset[str] | None] = {}
+        """Parameter names of each phase's trials (None: unknown, e.g. beyond the trial cap)."""
+
+    # -- the trial cap and sweeps ----------------------------------------------------------------
+    def trial_cap(self) -> bool:
+        sizes = {p.name: count_points(p.sweep) for p in self.spec.phases}
+        total = sum(sizes.values())
+        if total <= self.spec.max_trials:
+            return True
+        detail = ", ".join(f"{n}: {s}" for n, s in sizes.items())
+        self.report.add(
+            "spec.maxTrials",
+            f"the sweeps expand to {total} trials ({detail}), more than maxTrials={self.spec.max_trials};"
+            " raise spec.maxTrials (at most 100000) or shrink the sweeps",
+        )
+        return False
+
+    def matrix(self, i: int, phase: Phase, expandable: bool) -> bool:
+        """False when the matrix itself is wrong (so its points mean nothing)."""
+        sweep = phase.sweep
+        if sweep is None or sweep.matrix is None:
+            return True
+        matrix, where = sweep.matrix, f"spec.phases[{i}].sweep.matrix"
+        axes = sorted(matrix.axes)
+        ok = True
+        for kind, entries in (("exclude", matrix.exclude), ("include", matrix.include)):
+            for j, entry in enumerate(entries):
+                unknown = sorted(set(entry) - set(axes))
+                if unknown:
+                    hint = did_you_mean(unknown[0], axes) if len(unknown) == 1 else ""
+                    self.report.add(
+                        f"{where}.{kind}[{j}]",
+                        f"unknown axis {unknown}{hint}; axes are {axes}"
+                        + ("" if kind == "exclude" else " (an include entry sets the matrix's axes)"),
+                    )
+                    ok = False
+        if ok and expandable and not matrix.include and not raw_points(sweep):
+            product = math.prod(len(v) for v in matrix.axes.values())
+            self.report.add(
+                f"{where}.exclude",
+                f"removes all {product} combinations of the axes ({' x '.join(axes)}), so the phase"
+                " would run no trial; remove an exclude entry or add matrix.include",
+            )
+            ok = False
+        return ok
+
+    # -- parameters ---------------------------------------------------------------------------------
+    def phase_parameters(self, phase: Phase, expandable: bool) -> frozenset[str] | None:
+        if not expandable:
+            return None
+        promoted = self.promoted_keys(phase)
+        if promoted is None and phase.from_phase is not None:
+            return None
+        base = set(self.spec.template.hyperparameters) | set(phase.hyperparameters) | set(promoted or ())
+        keys: set[str] = set()
+        for point in expand(phase):
+            keys |= point.params.keys()
+        return frozenset(base | keys)
+
+    def promoted_keys(self, phase: Phase) -> frozenset[str] | None:
+        promo = phase.from_phase
+        if promo is None:
+            return frozenset()
+        if promo.keys is not None:
+            return frozenset(promo.keys)
+        source_keys = self.parameters.get(promo.phase)
+        if source_keys is None:
+            return None
+        source = next((p for p in self.spec.phases if p.name == promo.phase), None)
+        seeds = {"seed"} | ({s.seeds.parameter} if source and (s := source.sweep) and s.seeds else set())
+        return source_keys - seeds
+
+    def promotion(self, i: int, phase: Phase) -> None:
+        promo = phase.from_phase
+        if promo is None:
+            return
+        source = next((p for p in self.spec.phases if p.name == promo.phase), None)
+        if source is None:
+            return  # the CRD's rules (fromPhase in dependsOn, dependsOn earlier) say so
+        if promo.metric is not None:
+            self.metric(f"spec.phases[{i}].fromPhase.metric", _task(self.campaign, source), promo.metric)
+        source_keys = self.parameters.get(promo.phase)
+        if promo.keys is not None and source_keys is not None:
+            missing = [k for k in promo.keys if k not in source_keys]
+            if missing:
+                self.report.add(
+                    f"spec.phases[{i}].fromPhase.keys",
+                    f"{missing} {'is' if len(missing) == 1 else 'are'} not a parameter of phase"
+                    f" {promo.phase}'s trials{did_you_mean(missing[0], source_keys)};"
+                    f" its parameters are: {names_list(source_keys)}",
+                )
+
+    # -- metrics and stop rules ----------------------------------------------------------------
+    def metric(self, where: str, task: str, metric: str) -> None:
+        problem = _metric_problem(task, metric)
+        if problem is not None:
+            self.report.add(where, *problem)
+
+    def stop_rules(self, where: str, rules: list[StopRule], tasks: Collection[str]) -> None:
+        for j, rule in enumerate(rules):
+            if not math.isfinite(rule.threshold):
+                self.report.add(
+                    f"{where}[{j}].threshold",
+                    f"must be a finite number, got {rule.threshold}: a comparison with it"
+                    f" {'never holds' if math.isnan(rule.threshold) else 'is decided before training'};"
+                    " write the value the metric must cross",
+                )
+            for task in sorted(tasks):
+                self.metric(f"{where}[{j}].metric", task, rule.metric)
+
+    def metrics(self) -> None:
+        spec = self.spec
+        tasks = {_task(self.campaign, p) for p in spec.phases}
+        self.stop_rules("spec.template.stopRules", spec.template.stop_rules, tasks)
+        if spec.template.early_stopping is not None:
+            early = spec.template.early_stopping
+            self._min_delta("spec.template.earlyStopping.minDelta", early.min_delta)
+            for task in sorted({_task(self.campaign, p) for p in spec.phases if p.early_stopping is None}):
+                self.metric("spec.template.earlyStopping.metric", task, early.metric)
+        for task in sorted({_task(self.campaign, p) for p in spec.phases if p.objective is None}):
+            self.metric("spec.objective.metric", task, spec.objective.metric)
+        for i, phase in enumerate(spec.phases):
+            task = _task(self.campaign, phase)
+            where = f"spec.phases[{i}]"
+            if phase.objective is not None:
+                self.metric(f"{where}.objective.metric", task, phase.objective.metric)
+            self.stop_rules(f"{where}.stopRules", phase.stop_rules, {task})
+            if phase.early_stopping is not None:
+                self._min_delta(f"{where}.earlyStopping.minDelta", phase.early_stopping.min_delta)
+                self.metric(f"{where}.earlyStopping.metric", task, phase.early_stopping.metric)
+
+    def _min_delta(self, where: str, value: float) -> None:
+        if not math.isfinite(value):
+            self.report.add(where, f"must be a finite number, got {value}")
+
+    # -- CEL ----------------------------------------------------------------------------------------
+    def expressions(self, i: int, phase: Phase, evaluate_skips: bool) -> None:
+        where = f"spec.phases[{i}]"
+        sources: list[tuple[str, str, dict[str, CelType]]] = []
+        if phase.when is not None:
+            sources.append((f"{where}.when", phase.when, {"phases": self.phases_type(i, phase)}))
+        if phase.gate is not None:
+            view = _view(self.campaign, phase, self.parameters.get(phase.name))
+            sources.append((f"{where}.gate.expression", phase.gate.expression, {"phase": view}))
+        params = map_of(DYN, self.parameters.get(phase.name), self.unknown_parameter(phase))
+        sources += [
+            (f"{where}.skipWhen[{j}].expression", rule.expression, {"params": params})
+            for j, rule in enumerate(phase.skip_when)
+        ]
+        sound = True
+        for path, source, variables in sources:
+            expression = self.compiled(path, source)
+            if expression is None:
+                sound = False
+                continue
+            for finding in check(expression, variables):
+                self.report.add(path, finding.message, finding.warning)
+                sound = sound and finding.warning
+        if sound and evaluate_skips and phase.skip_when and phase.from_phase is None:
+            self.skips(i, phase)
+
+    def compiled(self, path: str, source: str) -> Expression | None:
+        try:
+            return compile_expression(path, source)
+        except ExpressionError as e:
+            self.report.add(path, e.problem + f" (in `{excerpt(source)}`)")
+            return None
+
+    def phases_type(self, i: int, phase: Phase) -> CelType:
+        deps = list(phase.depends_on)
+        earlier = self.names[:i]
+
+        def unknown(_: str, name: str) -> tuple[str, bool]:
+            fix = f"spec.phases[{i}].dependsOn"
+            if name in earlier:
+                why = f"{name} is not in dependsOn {deps}; add it to {fix} (when reads only those phases)"
+            elif name in self.names:
+                why = f"{name} is listed after this phase; when can only read earlier phases named in {fix}"
+            else:
+                why = (
+                    f"no phase is named {name}{did_you_mean(name, self.names)};"
+                    f" when can read: {names_list(deps)}"
+                )
+            return f"phases.{name}: {why}", False
+
+        entries = {
+            d: _view(self.campaign, p, self.parameters.get(d))
+            for d in deps
+            for p in self.spec.phases
+            if p.name == d
+        }
+        return map_of(DYN, deps, unknown, entries)
+
+    def unknown_parameter(self, phase: Phase) -> Callable[[str, str], tuple[str, bool]]:
+        def explain(_: str, key: str) -> tuple[str, bool]:
+            known = self.parameters.get(phase.name) or frozenset()
+            return (
+                f"params.{key}: no trial of phase {phase.name} has a parameter '{key}'"
+                f"{did_you_mean(key, known)}; its parameters are: {names_list(known)}"
+                " (use has(params.x) for one only some trials have)",
+                False,
+            )
+
+        return explain
+
+    def skips(self, i: int, phase: Phase) -> None:
+        """skipWhen over every trial's merged parameters, as plan() will evaluate it."""
+        for point in expand(phase):
+            params = merged_parameters(self.campaign, phase, None, point.params)
+            try:
+                skip_reason(phase, i, params)
+            except ExpressionError as e:
+                self.report.add(
+                    e.field,
+                    f"{e.problem}, for the trial with parameters {excerpt(repr(point.params), 120)}"
+                    f" (in `{excerpt(e.expression)}`)",
+                )
+                return
+
+    # -- all of it ---------------------------------------------------------------------------------
+    def run(self) -> Findings:
+        expandable = self.trial_cap()
+        for i, phase in enumerate(self.spec.phases):
+            sweep_ok = self.matrix(i, phase, expandable)
+            self.parameters[phase.name] = self.phase_parameters(phase, expandable and sweep_ok)
+            self.promotion(i, phase)
+            self.expressions(i, phase, expandable and sweep_ok)
+        self.metrics()
+        return Findings(self.report.errors, self.report.warnings)
+
+
+_cache: dict[str, Findings] = {}
+
+
+def check_campaign(campaign: TrainingCampaign) -> Findings:
+    """Every problem (and warning) of `campaign` that can be known before anything runs.
+
+    Pure; remembered per spec, since plan() asks on every reconcile."""
+    key = campaign.spec.model_dump_json()
+    found = _cache.get(key)
+    if found is None:
+        found = _Checker(campaign).run()
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = found
+    return Findings(list(found.errors), list(found.warnings))
 
 
 def semantic_problems(campaign: TrainingCampaign) -> list[str]:
-    spec = campaign.spec
-    problems: list[str] = []
-    sizes = {p.name: count_points(p.sweep) for p in spec.phases}
-    total = sum(sizes.values())
-    if total > spec.max_trials:
-        detail = ", ".join(f"{n}: {s}" for n, s in sizes.items())
-        problems.append(
-            f"spec.maxTrials: the sweeps expand to {total} trials ({detail}),"
-            f" more than maxTrials={spec.max_trials};"
-            " raise spec.maxTrials (at most 100000) or shrink the sweeps"
-        )
-    for i, phase in enumerate(spec.phases):
-        sources = [(f"spec.phases[{i}].when", phase.when)]
-        if phase.gate is not None:
-            sources.append((f"spec.phases[{i}].gate.expression", phase.gate.expression))
-        sources += [
-            (f"spec.phases[{i}].skipWhen[{j}].expression", r.expression)
-            for j, r in enumerate(phase.skip_when)
-        ]
-        for field, source in sources:
-            if source is None:
-                continue
-            try:
-                compile_expression(field, source)
-            except ExpressionError as e:
-                problems.append(str(e))
-        sweep = phase.sweep
-        if sweep is not None and sweep.matrix is not None:
-            axes = set(sweep.matrix.axes)
-            for j, entry in enumerate(sweep.matrix.exclude):
-                unknown = sorted(set(entry) - axes)
-                if unknown:
-                    problems.append(
-                        f"spec.phases[{i}].sweep.matrix.exclude[{j}]: unknown axis {unknown};"
-                        f" axes are {sorted(axes)}"
-                    )
-    return problems
+    """The errors of `check_campaign`: what makes the operator end a campaign Failed/InvalidSpec."""
+    return check_campaign(campaign).errors
+
+
+def semantic_warnings(campaign: TrainingCampaign) -> list[str]:
+    return check_campaign(campaign).warnings
+
+
+def problems_message(problems: list[str], limit: int = MESSAGE_BUDGET) -> str:
+    """The problems for a status message: joined by '; ' in order while they fit in `limit`, then
+    how many more there are (`campaign validate` lists them all). Never longer than `limit`."""
+
+    def more(n: int) -> str:
+        return f"; and {n} more (campaign validate lists them all)" if n else ""
+
+    out = ""
+    for i, problem in enumerate(problems):
+        candidate = f"{out}; {problem}" if out else problem
+        left = len(problems) - i - 1
+        if len(candidate) + len(more(left)) > limit:
+            if not out:  # the first problem alone is too long: keep its head
+                return bounded(problem, limit - len(more(left))) + more(left)
+            return bounded(out, limit - len(more(left + 1))) + more(left + 1)
+        out = candidate
+    return out

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from campaign_operator.api.campaign import BestTrial, PhaseStatus
 from campaign_operator.api.common import Mode, TrialState
 from campaign_operator.api.trial import Trial
+
+from .expressions import DOUBLE, DYN, INT, STRING, CelType, map_of, record
+
+STAT_FIELDS = ("min", "max", "mean", "std", "count")
+"""What `metrics.<name>` holds in a phase view."""
 
 
 def final_metrics(trial: Trial) -> dict[str, float]:
@@ -85,3 +90,43 @@ def phase_view(status: PhaseStatus, trials: list[Trial]) -> dict[str, Any]:
             "parameters": status.best.parameters,
         }
     return view
+
+
+UnknownKey = Callable[[str, str], tuple[str, bool]]
+
+
+def phase_view_type(
+    metrics: Collection[str] | None = None,
+    unknown_metric: UnknownKey | None = None,
+    parameters: Collection[str] | None = None,
+) -> CelType:
+    """The shape of `phase_view`'s result, for checking gates and `when` before anything runs.
+
+    metrics: the metric names the phase's trials can report (None: any), with `unknown_metric`
+    wording the problem for another name; parameters: the parameter names of its trials.
+    """
+    stats = record({k: DOUBLE for k in STAT_FIELDS})
+    best = record(
+        {
+            "trial": STRING,
+            "metric": STRING,
+            "value": DOUBLE,
+            "metrics": map_of(DOUBLE, metrics, unknown_metric),
+            "parameters": map_of(DYN, parameters),
+        }
+    )
+    return record(
+        {
+            "name": STRING,
+            "state": STRING,
+            "total": INT,
+            "succeeded": INT,
+            "failed": INT,
+            "stopped": INT,
+            "skipped": INT,
+            "failureRate": DOUBLE,
+            "metrics": map_of(stats, metrics, unknown_metric),
+            "best": best,
+        },
+        optional=("best",),
+    )

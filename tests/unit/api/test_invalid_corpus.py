@@ -25,7 +25,7 @@ def test_the_corpus_is_large_enough() -> None:
 def test_rejected_with_a_message_naming_the_field(path: Path) -> None:
     headers = header(path)
     assert path.read_text().startswith("# expect: "), "the first line must be `# expect: <substring>`"
-    assert headers.get("layer") in ("schema", "rule", "semantic")
+    assert headers.get("layer") in ("schema", "rule", "semantic", "json")
     [doc] = parse_manifests(path.read_text())
     with pytest.raises(SpecError) as err:
         load_campaign(doc)

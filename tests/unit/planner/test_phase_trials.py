@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api.validation import SpecError
 from campaign_operator.planner import CreateTrial, phase_trials, plan
 
 pytestmark = pytest.mark.unit
@@ -61,14 +63,14 @@ def test_promoted_values_override_the_phase_and_yield_to_the_sweep_point() -> No
 UNEVALUABLE_SKIP = (EXAMPLES.parent / "tests" / "data" / "skip-when-missing-key.yaml").read_text()
 
 
-def test_a_skip_rule_that_cannot_be_evaluated_fails_the_phase_instead_of_crashing_plan() -> None:
+def test_a_skip_rule_that_cannot_be_evaluated_is_an_invalid_spec_before_any_trial() -> None:
     [doc] = parse_manifests(UNEVALUABLE_SKIP)
-    campaign = load_campaign(doc)  # it compiles; only TCS's missing `listed` breaks it
+    with pytest.raises(SpecError) as err:
+        load_campaign(doc)  # it compiles; only evaluating it shows TCS has no `listed`
+    (problem,) = err.value.problems
+    assert problem.startswith("spec.phases[0].skipWhen[0].expression: no key 'listed'"), problem
+    campaign = TrainingCampaign.model_validate(doc)  # as the operator reads it from the apiserver
     result = plan(campaign, [], NOW)
     assert not any(isinstance(a, CreateTrial) for a in result.actions)
-    teacher, student = result.status.phases
-    assert (teacher.state, teacher.reason) == ("Failed", "SkipWhenError")
-    assert teacher.message is not None
-    assert teacher.message.startswith("spec.phases[0].skipWhen[0].expression: ")
-    assert (student.state, student.reason) == ("Skipped", "DependencyFailed")
-    assert result.status.state == "Failed"
+    assert (result.status.state, result.status.reason) == ("Failed", "InvalidSpec")
+    assert result.status.message == problem

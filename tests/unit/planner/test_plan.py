@@ -182,7 +182,7 @@ def test_retries_with_exponential_backoff_then_counted_once():
 
 
 def test_deliberate_failures_are_not_retried():
-    rule = {"metric": "x", "comparison": "<", "threshold": 0, "action": "Fail", "reason": "Diverged"}
+    rule = {"metric": "loss", "comparison": "<", "threshold": 0, "action": "Fail", "reason": "Diverged"}
     w = World(
         campaign(
             {
