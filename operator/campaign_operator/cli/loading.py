@@ -11,6 +11,7 @@ import click
 from campaign_operator.api.base import GROUP
 from campaign_operator.api.manifest import load_campaign, parse_manifests
 from campaign_operator.api.validation import SpecError
+from campaign_operator.planner.semantics import semantic_warnings
 
 from .preview import CampaignPreview, preview
 
@@ -23,6 +24,8 @@ class Judged:
     """Where it came from: the file, plus the document number when the file holds several."""
     preview: CampaignPreview | None = None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What may be wrong but does not reject it (a user task's metric no built-in task reports)."""
 
 
 def _read(path: str) -> str:
@@ -56,7 +59,8 @@ def judge_file(path: str) -> list[Judged]:
     for i, doc in ours:
         where = f"{label} (document {i + 1})" if len(docs) > 1 else label
         try:
-            out.append(Judged(where, preview=preview(load_campaign(doc))))
+            campaign = load_campaign(doc)
+            out.append(Judged(where, preview=preview(campaign), warnings=semantic_warnings(campaign)))
         except SpecError as e:
             out.append(Judged(where, problems=e.problems))
     return out
@@ -68,3 +72,10 @@ def report_problems(judged: Judged) -> None:
     click.echo(f"{judged.label}: invalid ({n} problem{'s' if n != 1 else ''}):", err=True)
     for problem in judged.problems:
         click.echo(f"  {problem}", err=True)
+    report_warnings(judged)
+
+
+def report_warnings(judged: Judged) -> None:
+    """Each warning on its own line on stderr."""
+    for warning in judged.warnings:
+        click.echo(f"  warning: {warning}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .loading import judge_file, report_problems
+from .loading import judge_file, report_problems, report_warnings
 
 
 @click.command("validate")
@@ -12,9 +12,12 @@ from .loading import judge_file, report_problems
 def validate(file: str) -> None:
     """Check every TrainingCampaign in FILE ("-" for stdin).
 
-    Applies the CRD's schema and CEL rules, compiles the phases' CEL (when, gate, skipWhen),
-    expands the sweeps and evaluates skipWhen over every trial. Prints one OK line per campaign,
-    or every problem on its own line (field path first) and exits 1.
+    Everything the apiserver and the operator would check before any training: the CRD's schema
+    and CEL rules, duplicated keys (kubectl silently keeps the last one), the phases' CEL (when,
+    gate, skipWhen) against the variables each has, the sweeps (trial cap, matrix axes, empty
+    expansions), skipWhen over every trial, stop-rule thresholds, and metric names against what
+    the built-in tasks report. Prints one OK line per campaign (and any warnings), or every problem
+    on its own line (field path first) and exits 1.
     """
     ok = True
     for judged in judge_file(file):
@@ -29,5 +32,6 @@ def validate(file: str) -> None:
             f" {phases} phase{'s' if phases != 1 else ''}, {p.total} trial{'s' if p.total != 1 else ''}"
             f" ({p.skipped} skipped)"
         )
+        report_warnings(judged)
     if not ok:
         raise SystemExit(1)

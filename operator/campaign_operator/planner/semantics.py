@@ -83,8 +83,8 @@ def _metric_problem(task: str, metric: str) -> tuple[str, bool] | None:
         if metric in KNOWN_METRICS:
             return None
         return (
-            f"'{metric}' is no metric a built-in task reports{did_you_mean(metric, KNOWN_METRICS)};"
-            f" make sure the user task {task} reports it",
+            f"no built-in task reports '{metric}'{did_you_mean(metric, KNOWN_METRICS)};"
+            f" make sure the user task {task} does",
             True,
         )
     if metric in reported:
