@@ -17,17 +17,20 @@ import os
 import random
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
 import yaml
 
 from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, bounded_history, finite_metrics, now_rfc3339
+
+if TYPE_CHECKING:  # the client costs ~0.7 s to import: only the Kubernetes reporter loads it
+    from kubernetes.client import Configuration, CustomObjectsApi
+    from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("campaign_trainer.reporters")
 
@@ -177,6 +180,8 @@ _KEEP_INTERNAL = 100_000
 
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 
+Verb = Literal["get", "patch"]
+
 
 class ReportFailed(RuntimeError):
     """A status write that did not land and must not be shrugged off (see the module docstring)."""
@@ -217,96 +222,105 @@ def refusal_message(verb: str, namespace: str, name: str, code: int, detail: str
     return f"trainer could not {verb} trials/status {namespace}/{name} ({code}): {detail}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterConnection:
-    """How to reach the apiserver: server URL plus either a bearer token (file) or a client cert."""
+    """Where the apiserver's address and credentials come from, resolved by the official ``kubernetes``
+    client: the pod's ServiceAccount (its rotating token re-read), else a kubeconfig (tokens, client
+    certificates, inline or file CAs, ``proxy-url``, exec and auth-provider plugins). Only this
+    description travels to Ray workers, never a credential: each process that reports loads it
+    again (``configuration()``)."""
 
-    server: str
-    token: str | None = None
-    token_file: str | None = None  # in-cluster tokens rotate: re-read on every request
-    ca_file: str | None = None
-    verify: bool = True
-    client_cert: tuple[str, str] | None = None
-    proxy_url: str | None = None
+    kubeconfig: str | None = None  # a path or a KUBECONFIG-style list; None: in-cluster
+    context: str | None = None  # None: the kubeconfig's current-context
 
-    def bearer_token(self) -> str | None:
-        if self.token_file:
-            return Path(self.token_file).read_text().strip()
-        return self.token
+    def configuration(self) -> Configuration:
+        from kubernetes import config
+        from kubernetes.client import Configuration
 
-    def headers(self) -> dict[str, str]:
-        token = self.bearer_token()
-        return {"Authorization": f"Bearer {token}"} if token else {}
+        cfg = Configuration()
+        if self.kubeconfig is None:
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=self.kubeconfig,
+                context=self.context,
+                client_configuration=cfg,
+                persist_config=False,  # a trainer never rewrites the user's kubeconfig
+            )
+        cfg.retries = False  # one bounded retry policy, the reporter's: urllib3 adds none of its own
+        return cfg
 
     @classmethod
     def in_cluster(cls) -> ClusterConnection | None:
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
-        sa = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-        if not host or not port or not (sa / "token").exists():
+        from kubernetes.config import ConfigException
+
+        found = cls()
+        try:
+            found.configuration()
+        except ConfigException:  # not in a pod, or no ServiceAccount token mounted
             return None
-        host = f"[{host}]" if ":" in host else host
-        return cls(server=f"https://{host}:{port}", token_file=str(sa / "token"), ca_file=str(sa / "ca.crt"))
+        return found
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None) -> ClusterConnection:
-        path = (
-            path or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(Path.home() / ".kube/config")
-        )
-        doc = yaml.safe_load(Path(path).read_text())
-        ctx_name = doc.get("current-context")
-        ctx = next((c["context"] for c in doc.get("contexts", []) if c["name"] == ctx_name), None)
-        if ctx is None:
-            raise ValueError(f"kubeconfig {path}: current-context {ctx_name!r} not found")
-        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-        user: dict[str, Any] = (
-            next((u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {}) or {}
-        )
-        base = Path(path).parent
-
-        def file_of(data_key: str, path_key: str, src: Mapping[str, Any]) -> str | None:
-            if src.get(data_key):
-                return _materialise(base64.b64decode(src[data_key]))
-            if src.get(path_key):
-                return str((base / src[path_key]).resolve())
-            return None
-
-        cert = file_of("client-certificate-data", "client-certificate", user)
-        key = file_of("client-key-data", "client-key", user)
-        return cls(
-            server=str(cluster["server"]).rstrip("/"),
-            token=user.get("token"),
-            token_file=str((base / user["tokenFile"]).resolve()) if user.get("tokenFile") else None,
-            ca_file=file_of("certificate-authority-data", "certificate-authority", cluster),
-            verify=not cluster.get("insecure-skip-tls-verify", False),
-            client_cert=(cert, key) if cert and key else None,
-            proxy_url=cluster.get("proxy-url"),
-        )
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> ClusterConnection:
+        """The kubeconfig at ``path``, else $KUBECONFIG, else ~/.kube/config; loaded once here so a
+        broken one fails before training (raises the client's ``ConfigException``)."""
+        paths = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        absolute = os.pathsep.join(
+            str(Path(p).expanduser().resolve()) for p in paths.split(os.pathsep) if p
+        )  # a Ray worker may run in another directory
+        found = cls(kubeconfig=absolute, context=context)
+        found.configuration()
+        return found
 
     @classmethod
     def detect(cls) -> ClusterConnection:
+        from kubernetes.config import ConfigException
+
         found = cls.in_cluster()
         if found is not None:
             return found
         try:
             return cls.from_kubeconfig()
-        except (OSError, ValueError, KeyError, StopIteration, yaml.YAMLError) as exc:
+        except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
             raise ReportFailed(
                 "trainer cannot reach the apiserver: no ServiceAccount token in this pod and no usable"
-                f" kubeconfig ({type(exc).__name__}: {exc})"
+                f" kubeconfig ({_load_error(exc)})"
             ) from None
 
 
-def _materialise(data: bytes) -> str:
-    # requests wants certificate paths; kubeconfigs often inline them. Private to this user (0600).
-    fd, name = tempfile.mkstemp(prefix="campaign-kube-", suffix=".pem")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return name
+def _load_error(exc: Exception) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):  # its text quotes the kubeconfig's lines: maybe a token
+        mark = exc.problem_mark
+        return f"{type(exc).__name__}: {exc.problem}" + (f" at line {mark.line + 1}" if mark else "")
+    if isinstance(exc, yaml.YAMLError):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _bearer_token(cfg: Configuration) -> str | None:
+    from kubernetes.config import ConfigException
+
+    try:  # runs the client's refresh hook: a token file re-read, or a credential plugin
+        value = cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
+    except (ConfigException, OSError):  # only costs the account's name in the message
+        return None
+    return value.split(" ", 1)[-1] if value else None  # "Bearer <token>"
+
+
+def _api_detail(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason)
 
 
 @dataclass
 class KubernetesReporter:
-    """Patches ``trials/<name>/status`` with JSON merge patches; retries 409/429/5xx with backoff.
+    """Patches ``trials/<name>/status`` with JSON merge patches through the ``kubernetes`` client;
+    retries 409/429/5xx and connection errors with backoff.
 
     Epoch reports that still fail after their retries are dropped (the next epoch sends the whole
     history again); a refusal, or an outcome that cannot be written, raises ``ReportFailed``.
@@ -321,96 +335,90 @@ class KubernetesReporter:
     backoff_base_s: float = 0.5
     _history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _seeded: bool = field(default=False, repr=False)
-    _session: Any = field(default=None, repr=False)
+    _api: CustomObjectsApi | None = field(default=None, repr=False)
+    _config: Configuration | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def status_url(self) -> str:
-        base = f"{self.connection.server}/apis/{GROUP}/{VERSION}"
-        return f"{base}/namespaces/{self.namespace}/{PLURAL}/{self.name}/status"
+    def target(self) -> str:
+        return f"trials/status {self.namespace}/{self.name}"
 
-    def _http(self) -> Any:
-        if self._session is None:
-            import requests  # deferred: only this reporter needs it
+    def _objects(self) -> CustomObjectsApi:
+        if self._api is None:
+            from kubernetes.client import ApiClient, CustomObjectsApi
+            from kubernetes.config import ConfigException
 
-            s = requests.Session()
-            # trust_env would let REQUESTS_CA_BUNDLE replace the cluster CA on every request; proxies
-            # are applied explicitly instead (kubeconfig proxy-url, else *_PROXY/NO_PROXY like client-go).
-            s.trust_env = False
-            s.verify = (self.connection.ca_file or True) if self.connection.verify else False
-            if self.connection.client_cert:
-                s.cert = self.connection.client_cert
-            if self.connection.proxy_url:
-                s.proxies = {"https": self.connection.proxy_url, "http": self.connection.proxy_url}
-            else:
-                s.proxies = requests.utils.get_environ_proxies(self.connection.server)
-            self._session = s
-        return self._session
+            try:
+                self._config = self.connection.configuration()
+            except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
+                raise ReportFailed(  # e.g. a Ray worker on a host without the kubeconfig or its plugin
+                    f"trainer cannot reach the apiserver from this process ({_load_error(exc)})"
+                ) from None
+            self._api = CustomObjectsApi(ApiClient(self._config))
+        return self._api
 
-    def _send(self, method: str, body: Mapping[str, Any] | None) -> Any:
-        headers = {"Accept": "application/json", **self.connection.headers()}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/merge-patch+json"
-            data = _dumps(body)
-        return self._http().request(
-            method, self.status_url, data=data, headers=headers, timeout=self.timeout_s
+    def _send(self, verb: Verb, body: Mapping[str, Any] | None) -> object:
+        api = self._objects()
+        where = (GROUP, VERSION, self.namespace, PLURAL, self.name)
+        if verb == "get":
+            return api.get_namespaced_custom_object_status(*where, _request_timeout=self.timeout_s)
+        return api.patch_namespaced_custom_object_status(
+            *where,
+            dict(body or {}),
+            _request_timeout=self.timeout_s,
+            _content_type="application/merge-patch+json",
         )
 
-    def _refusal(self, method: str, resp: Any) -> str:
-        try:
-            detail = str(resp.json().get("message") or resp.reason)
-        except (ValueError, AttributeError):
-            detail = str(resp.reason)
+    def _refusal(self, verb: Verb, exc: ApiException) -> str:
+        detail = _api_detail(exc)
         named = _FORBIDDEN_USER.search(detail)
-        identity = (
-            named.group(1) if named else token_subject(self.connection.bearer_token()) or "its credentials"
-        )
-        return refusal_message(method.lower(), self.namespace, self.name, resp.status_code, detail, identity)
+        token = _bearer_token(self._config) if self._config is not None else None
+        identity = named.group(1) if named else token_subject(token) or "its credentials"
+        return refusal_message(verb, self.namespace, self.name, int(exc.status or 0), detail, identity)
 
     def _request(
-        self, method: str, body: Mapping[str, Any] | None, attempts: int, *, must_land: bool = False
-    ) -> Any:
-        import requests
+        self, verb: Verb, body: Mapping[str, Any] | None, attempts: int, *, must_land: bool = False
+    ) -> object:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.config import ConfigException
+        from urllib3.exceptions import HTTPError
 
         delays = backoff_delays(attempts, base=self.backoff_base_s)
         last = ""
         for i in range(attempts):
             delay: float | None = None
             try:
-                resp = self._send(method, body)
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            else:
-                if resp.status_code < 300:
-                    return resp.json() if resp.content else None
-                if resp.status_code not in RETRY_STATUSES:
-                    raise ReportFailed(self._refusal(method, resp))
-                last = f"HTTP {resp.status_code}"
-                retry_after = resp.headers.get("Retry-After")
+                return self._send(verb, body)
+            except ApiException as exc:
+                code = int(exc.status or 0)
+                if code and code not in RETRY_STATUSES:
+                    raise ReportFailed(self._refusal(verb, exc)) from None
+                # status 0: the client's wrapping of a TLS failure, retried like any connection error
+                last = f"HTTP {code}" if code else str(exc.reason or "").split("\n", 1)[0]
+                retry_after = (exc.headers or {}).get("Retry-After")
                 delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+            except (HTTPError, ConfigException) as exc:  # connection errors; a credential plugin's failure
+                last = type(exc).__name__  # never the message: it may quote a plugin's output
             if i < len(delays):
                 time.sleep(delay if delay is not None else delays[i])
         if must_land:
-            raise ReportFailed(
-                f"trainer could not {method.lower()} trials/status {self.namespace}/{self.name}:"
-                f" {last} after {attempts} attempts"
-            )
-        log.warning("%s %s failed after retries: %s", method, self.status_url, last)
+            raise ReportFailed(f"trainer could not {verb} {self.target}: {last} after {attempts} attempts")
+        log.warning("%s %s failed after retries: %s", verb.upper(), self.target, last)
         return None
 
     def preflight(self) -> None:
         """Read the Trial's status once before training, so a trainer that may not even read it
         stops before it spends any compute (refusals raise ``ReportFailed``)."""
         with self._lock:
-            self._request("GET", None, self.attempts, must_land=True)
+            self._request("get", None, self.attempts, must_land=True)
 
     def _seed(self, epoch: int) -> None:
         # A resumed trial continues the history the apiserver already holds, up to the resumed epoch.
         self._seeded = True
-        current = self._request("GET", None, 3)
-        status = (current or {}).get("status") or {}
-        self._history = [h for h in status.get("history") or [] if int(h.get("epoch", 0)) < epoch]
+        current = self._request("get", None, 3)
+        status = current.get("status") if isinstance(current, dict) else None
+        history = status.get("history") if isinstance(status, dict) else None
+        self._history = [h for h in history or [] if int(h.get("epoch", 0)) < epoch]
 
     def report_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         with self._lock:
@@ -418,15 +426,16 @@ class KubernetesReporter:
                 self._seed(epoch)
             self._history.append({"epoch": epoch, "metrics": finite_metrics(metrics)})
             del self._history[:-_KEEP_INTERNAL]  # bounded_history thins what is sent
-            self._request("PATCH", epoch_patch(epoch, metrics, self._history), self.attempts)
+            self._request("patch", epoch_patch(epoch, metrics, self._history), self.attempts)
 
     def report_outcome(self, outcome: Outcome) -> None:
         with self._lock:
-            self._request("PATCH", outcome_patch(outcome), self.outcome_attempts, must_land=True)
+            self._request("patch", outcome_patch(outcome), self.outcome_attempts, must_land=True)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_session"] = None
+        state["_api"] = None  # connection pools and credential hooks stay in this process
+        state["_config"] = None
         state["_lock"] = None
         return state
 

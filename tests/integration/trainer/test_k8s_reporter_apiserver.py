@@ -5,6 +5,7 @@ a trainer that may not report stops with a message that says why."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ import yaml
 from campaign_operator.api import Trial
 from campaign_trainer.harness import run_trial
 from campaign_trainer.outcome import Outcome
-from campaign_trainer.reporters import ClusterConnection, KubernetesReporter
+from campaign_trainer.reporters import ClusterConnection, KubernetesReporter, ReportFailed
 from rig.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
@@ -224,6 +225,90 @@ def test_an_unbound_service_account_stops_the_trainer_before_it_trains(
         f" system:serviceaccount:{namespace}:campaign-trainer (403): bind the campaign-trainer role"
     )
     assert stored_status(control_plane, namespace, "collapse-1") == launched  # nothing written
+
+
+SERVICE_ACCOUNT_BINDING = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: campaign-trainer-sa, namespace: NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: campaign-trainer}
+subjects:
+- {kind: ServiceAccount, name: campaign-trainer, namespace: NS}
+"""
+
+# What EKS/GKE/OIDC kubeconfigs do (aws eks get-token, gke-gcloud-auth-plugin, kubelogin): a command
+# prints an ExecCredential with the token. This one reads it from a file and counts its runs.
+CREDENTIAL_PLUGIN = """
+import json, pathlib, sys
+token_file, runs = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+runs.write_text(str(int(runs.read_text() or 0) + 1) if runs.exists() else "1")
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                  "status": {"token": token_file.read_text().strip()}}))
+"""
+
+
+def test_a_kubeconfig_with_a_credential_plugin_and_an_inline_ca_reports(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """A Ray head outside the cluster reporting through a managed cluster's kubeconfig."""
+    doc = trial_doc("collapse-1", namespace)
+    create_launched_trial(control_plane, doc)
+    control_plane.kubectl("create", "serviceaccount", "campaign-trainer", "-n", namespace)
+    roles = TRAINER_ROLE + "---" + SERVICE_ACCOUNT_BINDING
+    control_plane.kubectl("apply", "-f", "-", input=roles.replace("NS", namespace))
+    token_file, runs = tmp_path / "token", tmp_path / "plugin-runs"
+    token_file.write_text(
+        control_plane.kubectl("create", "token", "campaign-trainer", "-n", namespace).stdout
+    )
+    plugin = tmp_path / "credential-plugin.py"
+    plugin.write_text(CREDENTIAL_PLUGIN)
+    exec_user = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": sys.executable,
+        "args": [str(plugin), str(token_file), str(runs)],
+        "interactiveMode": "Never",
+    }
+    ca_data = base64.b64encode(control_plane.ca_path.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "managed",
+        "contexts": [{"name": "managed", "context": {"cluster": "rig", "user": "plugin"}}],
+        "clusters": [
+            {
+                "name": "rig",
+                "cluster": {"server": control_plane.server, "certificate-authority-data": ca_data},
+            }
+        ],
+        "users": [{"name": "plugin", "user": {"exec": exec_user}}],
+    }
+    kubeconfig = tmp_path / "managed.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+
+    reporter = KubernetesReporter("collapse-1", namespace, ClusterConnection.from_kubeconfig(str(kubeconfig)))
+    reporter.preflight()
+    reporter.report_epoch(1, {"loss": 1.0})
+    reporter.report_outcome(
+        Outcome(trial="collapse-1", state="Succeeded", reason="Completed", epoch=1, metrics={"loss": 1.0})
+    )
+    final = stored_status(control_plane, namespace, "collapse-1")
+    assert (final["state"], final["epoch"], final["attempt"]) == ("Succeeded", 1, 2)
+    assert int(runs.read_text()) >= 1  # the token came from the plugin: the kubeconfig holds none
+
+    # The plugin hands out another account's token now (rotation, or a different role): a new
+    # reporter runs it again and is refused as that account, with nothing written.
+    control_plane.kubectl("create", "serviceaccount", "unbound-trainer", "-n", namespace)
+    token_file.write_text(control_plane.kubectl("create", "token", "unbound-trainer", "-n", namespace).stdout)
+    before = int(runs.read_text())
+    refused = KubernetesReporter("collapse-1", namespace, ClusterConnection.from_kubeconfig(str(kubeconfig)))
+    with pytest.raises(ReportFailed) as failure:
+        refused.report_outcome(Outcome(trial="collapse-1", state="Failed", reason="Error"))
+    assert str(failure.value) == (
+        f"trainer may not patch trials/status in namespace {namespace} as"
+        f" system:serviceaccount:{namespace}:unbound-trainer (403): bind the campaign-trainer role"
+    )
+    assert int(runs.read_text()) > before
+    assert stored_status(control_plane, namespace, "collapse-1") == final
 
 
 READ_ONLY_ROLE = """

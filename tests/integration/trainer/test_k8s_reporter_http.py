@@ -5,6 +5,7 @@ control-plane rig lands."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ STATUS_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/team-a/tr
 class Recorded:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased: HTTP header names are case-insensitive
     body: Any
 
 
@@ -49,7 +50,12 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         self.state.requests.append(
-            Recorded(self.command, self.path, dict(self.headers.items()), json.loads(raw) if raw else None)
+            Recorded(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                json.loads(raw) if raw else None,
+            )
         )
         code, headers, body = self.state.script.pop(0) if self.state.script else (200, {}, self.state.current)
         data = json.dumps(body).encode()
@@ -110,8 +116,8 @@ def test_epoch_patch_continues_existing_history(
     get, patch3, patch4 = state.requests
     assert (get.method, get.path) == ("GET", STATUS_PATH)
     assert (patch3.method, patch3.path) == ("PATCH", STATUS_PATH)
-    assert patch3.headers["Content-Type"] == "application/merge-patch+json"
-    assert patch3.headers["Authorization"] == "Bearer tok-123"
+    assert patch3.headers["content-type"] == "application/merge-patch+json"
+    assert patch3.headers["authorization"] == "Bearer tok-123"
     assert patch3.body == {
         "status": {
             "epoch": 3,
@@ -163,6 +169,27 @@ def test_a_refusal_is_fatal_but_an_unreachable_epoch_is_not(
     lost = reporter_via_kubeconfig("http://127.0.0.1:9", tmp_path, backoff_base_s=0.01, outcome_attempts=2)
     with pytest.raises(ReportFailed, match="after 2 attempts"):
         lost.report_outcome(Outcome(trial="t-1", state="Succeeded", reason="Completed"))
+
+
+def test_the_token_is_never_logged_or_quoted(
+    apiserver: tuple[str, FakeApiserverState], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, state = apiserver
+    caplog.set_level(logging.DEBUG)  # the client's and urllib3's debug lines too
+    unauthorized = {"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized"}
+    state.script = [(503, {}, {}), (503, {}, {}), (401, {}, unauthorized)]
+    rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01, attempts=2)
+    rep._seeded = True
+    rep.report_epoch(1, {"loss": 1.0})  # lost after two 503s: a warning, not an error
+    with pytest.raises(ReportFailed) as refused:
+        rep.report_outcome(Outcome(trial="t-1", state="Succeeded", reason="Completed"))
+    assert str(refused.value) == (
+        "trainer could not authenticate to the apiserver as its credentials (401): its token is missing,"
+        " expired or not trusted"
+    )
+    assert "PATCH trials/status team-a/t-1 failed after retries: HTTP 503" in caplog.text
+    assert all(r.headers["authorization"] == "Bearer tok-123" for r in state.requests)  # it was sent
+    assert "tok-123" not in caplog.text
 
 
 def test_a_refused_epoch_stops_training_and_the_refusal_reaches_the_caller(

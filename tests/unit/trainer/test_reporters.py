@@ -129,7 +129,7 @@ def test_backoff_grows_and_is_capped() -> None:
     assert backoff_delays(1) == []
 
 
-def test_kubeconfig_token_and_inline_ca(tmp_path: Path) -> None:
+def test_only_where_the_kubeconfig_is_travels_to_ray_workers(tmp_path: Path) -> None:
     import base64
 
     kubeconfig = {
@@ -149,16 +149,14 @@ def test_kubeconfig_token_and_inline_ca(tmp_path: Path) -> None:
     }
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(kubeconfig))
-    conn = ClusterConnection.from_kubeconfig(str(path))
-    assert conn.server == "https://127.0.0.1:6443"
-    assert conn.headers() == {"Authorization": "Bearer s3cret"}
-    assert conn.ca_file is not None and Path(conn.ca_file).read_bytes() == b"CA PEM"
+    conn = ClusterConnection.from_kubeconfig(str(path))  # the kubernetes client loads it once, here
+    assert conn == ClusterConnection(kubeconfig=str(path.resolve()))
     rep = KubernetesReporter("t-1", "ns", conn)
-    assert rep.status_url == (
-        "https://127.0.0.1:6443/apis/training.campaign-operator.io/v1alpha1/namespaces/ns/trials/t-1/status"
-    )
-    clone = pickle.loads(pickle.dumps(rep))  # travels to Ray workers
-    assert clone.status_url == rep.status_url
+    assert rep._objects() is rep._objects()  # one client per process, loaded on first use
+    data = pickle.dumps(rep)  # travels to Ray workers
+    assert b"s3cret" not in data and b"CA PEM" not in data
+    clone = pickle.loads(data)
+    assert clone.connection == conn and clone._api is None and clone.target == "trials/status ns/t-1"
 
 
 def test_make_reporter(tmp_path: Path) -> None:
@@ -211,3 +209,15 @@ def test_no_way_to_the_apiserver_is_a_report_failure(tmp_path: Path, monkeypatch
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     with pytest.raises(ReportFailed, match="cannot reach the apiserver"):
         make_reporter("kubernetes", "t-1", "team-a")
+
+
+def test_a_broken_kubeconfig_is_named_but_never_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("apiVersion: v1\nusers:\n- name: u\n  user: {token: s3cret-token\n")  # unclosed flow
+    monkeypatch.setenv("KUBECONFIG", str(broken))
+    with pytest.raises(ReportFailed, match="cannot reach the apiserver") as failed:
+        make_reporter("kubernetes", "t-1", "team-a")
+    assert "s3cret" not in str(failed.value) and "line" in str(failed.value)
