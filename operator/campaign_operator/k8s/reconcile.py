@@ -9,6 +9,7 @@ observe Trials (label campaign=<name>) and the executor's jobs
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from campaign_operator import metrics
+from campaign_operator.api.base import MESSAGE_BUDGET, bounded
 from campaign_operator.api.campaign import CampaignState, ExecutorKind, TrainingCampaign
 from campaign_operator.api.common import Condition, ConditionStatus, TrialState
 from campaign_operator.api.validation import format_validation_error, rule_violations
@@ -27,15 +29,19 @@ from campaign_operator.executors.base import Executor
 from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.executors.kuberay import KubeRayExecutor, TrainerAccounts
 from campaign_operator.executors.rayjobs import RayJobsExecutor
-from campaign_operator.kube.client import KubeClient, ObjectRef
+from campaign_operator.kube.client import ApiError, Conflict, KubeClient, ObjectRef
 from campaign_operator.planner import plan
 from campaign_operator.planner.conditions import set_condition
+from campaign_operator.planner.semantics import problems_message
 
 from .apply import Applier, TrialBook
 
 log = logging.getLogger(__name__)
 
 RECONCILE_ERROR = "ReconcileError"
+STATUS_REJECTED = "StatusRejected"
+REJECTION_MAX = 300
+"""How much of the apiserver's refusal a StatusRejected condition quotes."""
 
 
 class UnsupportedExecutor(Exception):
@@ -103,12 +109,12 @@ class Reconciler:
             campaign = TrainingCampaign.model_validate(body)
         except ValidationError as e:
             # The CRD's schema accepted something our models do not: a spec only we can reject.
-            await self._invalid(body, "; ".join(format_validation_error(e)))
+            await self._invalid(body, problems_message(format_validation_error(e)))
             return Outcome(None, CampaignState.FAILED.value, 0)
         problems = self._rule_violations(campaign)
         if problems:
             # CEL rules the apiserver cannot evaluate (untyped fields, cost budget), same messages.
-            await self._invalid(body, "; ".join(problems))
+            await self._invalid(body, problems_message(problems))
             return Outcome(None, CampaignState.FAILED.value, 0)
 
         book = await self._observe(namespace, name)
@@ -145,7 +151,14 @@ class Reconciler:
         )
         wire = status.to_wire()
         if wire != (body.get("status") or {}):
-            await self.client.patch_campaign_status(namespace, name, wire)
+            try:
+                await self.client.patch_campaign_status(namespace, name, wire)
+            except ApiError as e:
+                if e.status != 422 or isinstance(e, Conflict):
+                    raise
+                # The apiserver refused the status itself (a bound we missed): say so in one short
+                # condition instead of failing this write on every reconcile with nothing to see.
+                await self._status_rejected(body, e)
         metrics.observe_campaign(campaign, status, list(book.trials.values()))
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         return Outcome(result.requeue_after, status.state.value, len(result.actions))
@@ -191,11 +204,44 @@ class Reconciler:
         )
         await self.client.emit_event(ref, "Warning", "InvalidSpec", message)
 
+    async def _status_rejected(self, body: dict[str, Any], error: ApiError) -> None:
+        """The planned status was refused (422): keep the stored status, add ReconcileError=True
+        (reason StatusRejected) quoting the apiserver's first words, and one Warning Event."""
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "default", meta["name"]
+        message = bounded(f"the apiserver rejected the campaign's status: {_refusal(error)}", REJECTION_MAX)
+        old = body.get("status") or {}
+        conds = _stored_conditions(old)
+        previous = next((c for c in conds if c.type == RECONCILE_ERROR), None)
+        if previous is not None and previous.reason == STATUS_REJECTED and previous.message == message:
+            return
+        log.warning("status of %s/%s rejected: %s", namespace, name, message)
+        conds = set_condition(
+            conds,
+            RECONCILE_ERROR,
+            ConditionStatus.TRUE,
+            STATUS_REJECTED,
+            message,
+            meta.get("generation"),
+            self.now(),
+        )
+        try:
+            await self.client.patch_campaign_status(
+                namespace, name, {**old, "conditions": [c.to_wire() for c in conds]}
+            )
+        except ApiError as e:  # even the old status plus a short condition: nothing more to try
+            log.warning("could not record the rejected status of %s/%s: %s", namespace, name, e)
+            return
+        ref = ObjectRef(
+            body.get("apiVersion", ""), body.get("kind", "TrainingCampaign"), name, namespace, meta.get("uid")
+        )
+        await self.client.emit_event(ref, "Warning", STATUS_REJECTED, message)
+
     async def report_error(self, body: dict[str, Any], error: BaseException) -> None:
         """An unexpected exception in one campaign's reconcile: a condition and an Event, never a crash."""
         meta = body["metadata"]
         namespace, name = meta.get("namespace") or "default", meta["name"]
-        message = f"{type(error).__name__}: {error}"[:2000]
+        message = bounded(f"{type(error).__name__}: {error}", MESSAGE_BUDGET)
         metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
         old = body.get("status") or {}
         conds = _stored_conditions(old)
@@ -239,6 +285,16 @@ class Reconciler:
                 stopped += 1
         metrics.forget_campaign(namespace, name)
         return stopped
+
+
+def _refusal(error: ApiError) -> str:
+    """The apiserver's reason in one line: its Status message, without the object's long name."""
+    try:
+        message = str(json.loads(error.body).get("message") or error.reason)
+    except (ValueError, AttributeError):
+        message = error.body or error.reason
+    _, sep, rest = message.partition(" is invalid: ")
+    return " ".join((rest if sep else message).split())
 
 
 def _stored_conditions(status: dict[str, Any]) -> list[Condition]:

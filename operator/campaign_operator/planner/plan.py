@@ -271,7 +271,7 @@ class _Planner:
         except ExpressionError as e:
             gate.passed, gate.message = False, e.problem
             return self._ended(
-                status, PhaseState.FAILED, "GateError", f"gate could not be evaluated: {e.problem}"
+                status, PhaseState.FAILED, "GateError", f"{e.field}: could not be evaluated: {e.problem}"
             )
         gate.passed = passed
         if not passed:
