@@ -17,7 +17,7 @@ import pytest
 
 from campaign_operator.api import TrainingCampaign, Trial, TrialState
 from campaign_operator.api.manifest import load_campaign, parse_manifests
-from campaign_operator.planner import CreateTrial, plan
+from campaign_operator.planner import CreateTrial, evaluate_stop_rules, plan
 from rig.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
@@ -48,6 +48,12 @@ spec:
           reason: OneIsEnough
       gate:
         expression: "phase.best.parameters.lr > 1.0 && phase.best.metrics.r2 >= 1 && phase.succeeded == 4.0"
+    - name: exploit
+      dependsOn: [explore]
+      when: "phases.explore.best.parameters.lr == 100.0 && phases.explore.metrics.r2.max >= 1.0"
+      hyperparameters: {lr: 2.0}
+      stopRules:
+        - {metric: val_loss, comparison: ">=", threshold: 1.0, action: Stop, reason: NoBetterThanBaseline}
 """
 
 
@@ -105,6 +111,20 @@ def test_stored_campaign_skips_and_gates_like_the_manifest(
     )
     assert phase.gate is not None and phase.gate.passed is True, phase
     assert (phase.state.value, phase.reason) == ("Succeeded", "GatePassed")
+
+    # `when` over the stored phase: true, so the next phase's trial is created (not WhenNotMet).
+    after = plan(stored, [Trial.model_validate(r) for r in raw], NOW)
+    (exploit,) = [a.trial for a in after.actions if isinstance(a, CreateTrial)]
+    assert exploit.spec.phase == "exploit" and exploit.status.state == TrialState.PENDING
+    # Its stop rule's threshold `1.0` came back as `1`; a reported `1.0` came back as `1`: it fires
+    # the same as on the manifest's numbers.
+    raw_exploit = observe(control_plane, namespace, exploit, val_loss=1.0)
+    assert type(raw_exploit["spec"]["stopRules"][0]["threshold"]) is int  # the premise
+    stored_exploit = Trial.model_validate(raw_exploit)
+    reported = stored_exploit.status.metrics
+    decision = evaluate_stop_rules(stored_exploit.spec.stop_rules, None, [(1, reported)])
+    assert decision is not None and decision.reason == "NoBetterThanBaseline", reported
+    assert decision == evaluate_stop_rules(exploit.spec.stop_rules, None, [(1, {"val_loss": 1.0})])
 
 
 def observe(cp: ControlPlane, namespace: str, trial: Trial, **metrics: float) -> dict[str, Any]:
