@@ -113,3 +113,31 @@ def test_a_fix_to_an_invalid_spec_is_picked_up(kube: Kube, namespace: str, opera
         assert condition(kube.campaign(namespace, "fixme"), "Failed")["status"] == "False"
     finally:
         fake.close()
+
+
+def test_invalid_spec_messages_are_short_and_the_status_lands(
+    kube: Kube, namespace: str, operator_factory: Any
+) -> None:
+    """Once a misspelt gate variable made a ~4,200-character message that the CRD's 4,096 bound
+    refused on every reconcile, leaving the campaign at "Running 0/1" with nothing to see."""
+    op = operator_factory(namespace)
+    spec = good("many-problems")["spec"]
+    spec["phases"] = [
+        {"name": f"p{i}", "gate": {"expression": f"phse.best.metrics.r2 > 0.{i} && phase.counts.failed == 0"}}
+        for i in range(12)
+    ]
+    kube.create_campaign(namespace, {"metadata": {"name": "many-problems"}, "spec": spec})
+    wait_for(lambda: kube.state(namespace, "many-problems") == "Failed", 30, f"Failed\n{op.log_tail()}")
+    status = kube.campaign(namespace, "many-problems")["status"]
+    message = status["message"]
+    assert status["reason"] == "InvalidSpec"
+    assert message.startswith(
+        "spec.phases[0].gate.expression: unknown variable 'phse' (did you mean phase?);"
+        " this expression can use: phase; spec.phases[0].gate.expression: phase has no field 'counts'"
+    ), message
+    assert len(message) <= 1024 and message.endswith("more (campaign validate lists them all)"), message
+    assert condition(kube.campaign(namespace, "many-problems"), "Failed")["message"] == message
+    rejected = condition(kube.campaign(namespace, "many-problems"), "ReconcileError")
+    assert rejected is None or rejected["status"] == "False", rejected
+    assert kube.trials(namespace, "many-problems") == []
+    assert "status rejected" not in op.log_tail()

@@ -119,3 +119,33 @@ def test_missing_file() -> None:
     code, _, err = run("validate", "does-not-exist.yaml")
     assert code != 0
     assert "does-not-exist.yaml" in err
+
+
+def test_a_duplicated_key_is_rejected_with_its_line() -> None:
+    # kubectl would keep the last `epochs:` silently (tests/integration/api/test_bad_input_at_apply.py)
+    code, _, err = run("validate", str(REPO / "tests" / "data" / "duplicate-keys.yaml"))
+    assert code == 1
+    assert "line 11, column 5: not valid YAML: found duplicate key 'epochs' (first at line 10)" in err
+
+
+USER_TASK = """\
+apiVersion: training.campaign-operator.io/v1alpha1
+kind: TrainingCampaign
+metadata: {name: user}
+spec:
+  template: {task: "mypkg.tasks:build"}
+  objective: {metric: val_acc, mode: max}
+  phases: [{name: a}]
+"""
+
+
+def test_a_user_task_metric_no_builtin_task_reports_is_a_warning_not_a_failure() -> None:
+    code, out, err = run("validate", "-", input=USER_TASK)
+    assert code == 0, err
+    assert out.startswith("OK <stdin>: TrainingCampaign user:")
+    assert (
+        "  warning: spec.objective.metric: no built-in task reports 'val_acc';"
+        " make sure the user task mypkg.tasks:build does"
+    ) in err
+    code, _, err = run("validate", "-", input=USER_TASK.replace("mypkg.tasks:build", "regression"))
+    assert code == 1 and "task regression never reports 'val_acc'" in err
