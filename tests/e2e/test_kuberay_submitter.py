@@ -25,8 +25,8 @@ import yaml
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.trial import Trial
 from campaign_operator.executors.common import TrainerSettings
-from campaign_operator.lifecycle.wire import TRIAL_ENV
 from campaign_operator.executors.kuberay import build_rayjob
+from campaign_operator.lifecycle.wire import TRIAL_ENV
 
 from .conftest import NOT_INHERITED, RayHead
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from campaign_operator.api.common import Mode, Objective
 from campaign_trainer.config import best_effort_name, parse_trial
 from campaign_trainer.outcome import failure
 from campaign_trainer.reporters import (
@@ -69,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         StdoutReporter(name).report_outcome(failure(name, exc, reason="InvalidTrial"))
         return EXIT_TRIAL_FAILED
     specs = args.reporter or ["stdout"]
-    reporters: list[Reporter] = [make_reporter(s, cfg.name, cfg.namespace) for s in specs]
+    objective = Objective(metric=cfg.objective_metric, mode=Mode(cfg.objective_mode))
+    reporters: list[Reporter] = [make_reporter(s, cfg.name, cfg.namespace, objective) for s in specs]
     for r in reporters:
         if isinstance(r, KubernetesReporter):
             r.preflight()

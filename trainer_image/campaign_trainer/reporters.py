@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
 import yaml
 
-from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, bounded_history, finite_metrics, now_rfc3339
+from campaign_operator.api.common import Objective
+from campaign_operator.api.trial import TrialStatus
+from campaign_operator.lifecycle import epoch_reported, wire
+from campaign_trainer.outcome import Outcome
 
 if TYPE_CHECKING:  # the client costs ~0.7 s to import: only the Kubernetes reporter loads it
     from kubernetes.client import Configuration, CustomObjectsApi
@@ -34,52 +37,17 @@ if TYPE_CHECKING:  # the client costs ~0.7 s to import: only the Kubernetes repo
 
 log = logging.getLogger("campaign_trainer.reporters")
 
-GROUP = "training.campaign-operator.io"
-VERSION = "v1alpha1"
-PLURAL = "trials"
-
 
 class Reporter(Protocol):
     def report_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
     def report_outcome(self, outcome: Outcome) -> None: ...
 
 
-def _json_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
-    # JSON has no NaN/inf: keep the key (so the line shows the metric went bad) with null.
-    out: dict[str, float | None] = {}
-    finite = finite_metrics(metrics)
-    for k, v in metrics.items():
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            out[str(k)] = finite.get(str(k))
-    return out
-
-
-def epoch_line(
-    trial: str, epoch: int, metrics: Mapping[str, float], time_: str | None = None
-) -> dict[str, Any]:
-    return {
-        "type": "epoch",
-        "trial": trial,
-        "time": time_ or now_rfc3339(),
-        "epoch": epoch,
-        "metrics": _json_metrics(metrics),
-    }
-
-
 def outcome_line(outcome: Outcome, time_: str | None = None) -> dict[str, Any]:
-    line: dict[str, Any] = {
-        "type": "outcome",
-        "trial": outcome.trial,
-        "time": time_ or now_rfc3339(),
-        "status": outcome.to_status(),
-    }
+    line = wire.outcome_line(outcome.trial, outcome.to_status(), time_)
     if outcome.resumed_from_epoch is not None:
         line["resumedFromEpoch"] = outcome.resumed_from_epoch
     return line
-
-
-def _dumps(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False, sort_keys=False)
 
 
 @dataclass
@@ -91,19 +59,13 @@ class JsonlReporter:
     trial: str
 
     def _write(self, obj: Mapping[str, Any]) -> None:
-        data = (_dumps(obj) + "\n").encode()
         try:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            wire.append_line(self.path, obj)
         except OSError as exc:
             log.warning("cannot write progress to %s: %s", self.path, exc)
 
     def report_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        self._write(epoch_line(self.trial, epoch, metrics))
+        self._write(wire.epoch_line(self.trial, epoch, metrics))
 
     def report_outcome(self, outcome: Outcome) -> None:
         self._write(outcome_line(outcome))
@@ -118,11 +80,11 @@ class StdoutReporter:
 
     def _write(self, obj: Mapping[str, Any]) -> None:
         out = self.stream or sys.stdout
-        out.write(_dumps(obj) + "\n")
+        out.write(wire.dumps(obj) + "\n")
         out.flush()
 
     def report_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        self._write(epoch_line(self.trial, epoch, metrics))
+        self._write(wire.epoch_line(self.trial, epoch, metrics))
 
     def report_outcome(self, outcome: Outcome) -> None:
         self._write(outcome_line(outcome))
@@ -155,28 +117,24 @@ class NullReporter:
 # --- Kubernetes ----------------------------------------------------------------------------------
 
 
-def epoch_patch(
-    epoch: int, metrics: Mapping[str, float], history: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """JSON merge patch for the status subresource after an epoch.
+MEASURED = {"epoch", "metrics", "history", "best"}
 
-    ``history`` is sent whole (merge patch replaces lists), thinned to HISTORY_LIMIT entries.
+
+def epoch_patch(before: TrialStatus, after: TrialStatus) -> dict[str, Any]:
+    """JSON merge patch for the status subresource after an epoch: what the lifecycle's
+    `epoch_reported` measured (the embedded runner folds the same transition from progress lines),
+    sent whole, with nulls for what it no longer holds (`wire.replacing`).
+
     No ``state``, ``attempt`` or ``startTime``: the lifecycle belongs to the shell that launched the
     attempt, and a late epoch report must not bring a trial it has already stopped back to Running.
     """
-    status = {
-        "epoch": epoch,
-        "metrics": finite_metrics(metrics),
-        "history": bounded_history(history, HISTORY_LIMIT),
-    }
-    return {"status": status}
+    old, new = (s.model_dump(by_alias=True, mode="json", include=MEASURED) for s in (before, after))
+    return {"status": wire.replacing(old, new)}
 
 
 def outcome_patch(outcome: Outcome) -> dict[str, Any]:
     return {"status": outcome.to_status()}
 
-
-_KEEP_INTERNAL = 100_000
 
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 
@@ -333,8 +291,9 @@ class KubernetesReporter:
     outcome_attempts: int = 10  # the outcome is the one report that must land
     timeout_s: float = 10.0
     backoff_base_s: float = 0.5
-    _history: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    _seeded: bool = field(default=False, repr=False)
+    objective: Objective = field(default_factory=Objective)
+    """Ranks the epochs for ``best``, as the shells do."""
+    _status: TrialStatus | None = field(default=None, repr=False)
     _api: CustomObjectsApi | None = field(default=None, repr=False)
     _config: Configuration | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -359,7 +318,7 @@ class KubernetesReporter:
 
     def _send(self, verb: Verb, body: Mapping[str, Any] | None) -> object:
         api = self._objects()
-        where = (GROUP, VERSION, self.namespace, PLURAL, self.name)
+        where = (wire.GROUP, wire.VERSION, self.namespace, wire.TRIALS, self.name)
         if verb == "get":
             return api.get_namespaced_custom_object_status(*where, _request_timeout=self.timeout_s)
         return api.patch_namespaced_custom_object_status(
@@ -412,21 +371,20 @@ class KubernetesReporter:
         with self._lock:
             self._request("get", None, self.attempts, must_land=True)
 
-    def _seed(self, epoch: int) -> None:
-        # A resumed trial continues the history the apiserver already holds, up to the resumed epoch.
-        self._seeded = True
+    def _seed(self) -> TrialStatus:
+        # A resumed or retried trial continues what the apiserver holds (epochs it repeats are replaced).
         current = self._request("get", None, 3)
         status = current.get("status") if isinstance(current, dict) else None
-        history = status.get("history") if isinstance(status, dict) else None
-        self._history = [h for h in history or [] if int(h.get("epoch", 0)) < epoch]
+        try:
+            return TrialStatus.model_validate(status or {})
+        except ValueError:  # unreadable: start afresh rather than not report
+            return TrialStatus()
 
     def report_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         with self._lock:
-            if not self._seeded:
-                self._seed(epoch)
-            self._history.append({"epoch": epoch, "metrics": finite_metrics(metrics)})
-            del self._history[:-_KEEP_INTERNAL]  # bounded_history thins what is sent
-            self._request("patch", epoch_patch(epoch, metrics, self._history), self.attempts)
+            seen = self._status if self._status is not None else self._seed()
+            self._status = epoch_reported(seen, epoch, metrics, self.objective)
+            self._request("patch", epoch_patch(seen, self._status), self.attempts)
 
     def report_outcome(self, outcome: Outcome) -> None:
         with self._lock:
@@ -444,14 +402,18 @@ class KubernetesReporter:
         self._lock = threading.Lock()
 
 
-def make_reporter(spec: str, trial: str, namespace: str = "default") -> Reporter:
+def make_reporter(
+    spec: str, trial: str, namespace: str = "default", objective: Objective | None = None
+) -> Reporter:
     """``jsonl:PATH`` | ``stdout`` | ``kubernetes`` (in-cluster config, else KUBECONFIG) | ``none``."""
     if spec.startswith("jsonl:"):
         return JsonlReporter(spec[len("jsonl:") :], trial)
     if spec == "stdout":
         return StdoutReporter(trial)
     if spec in ("kubernetes", "k8s"):
-        return KubernetesReporter(trial, namespace, ClusterConnection.detect())
+        return KubernetesReporter(
+            trial, namespace, ClusterConnection.detect(), objective=objective or Objective()
+        )
     if spec == "none":
         return NullReporter()
     raise ValueError(f"unknown reporter {spec!r}: jsonl:PATH, stdout, kubernetes or none")

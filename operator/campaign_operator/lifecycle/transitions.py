@@ -86,7 +86,7 @@ def launched(status: TrialStatus, attempt: int, ref: ExecutorRef, now: datetime)
             "attempt": attempt,
             "executor_ref": ref,
             "reason": LAUNCHED,
-            "message": f"attempt {attempt}: {ref.kind} {ref.name}",
+            "message": f"attempt {attempt}: job {ref.name}",
             "start_time": now,
             "completion_time": None,
         }

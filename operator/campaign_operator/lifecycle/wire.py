@@ -69,6 +69,17 @@ def outcome_line(trial: str, status: Mapping[str, Any], time_: str | None = None
     return {"type": OUTCOME, "trial": trial, "time": time_ or now_rfc3339(), "status": dict(status)}
 
 
+def replacing(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) that leaves exactly `after`: merge patches merge nested maps,
+    so every key `before` had and `after` lacks is sent as null (a metric that went NaN must not
+    keep its last value); lists and scalars are sent whole."""
+    patch: dict[str, Any] = {k: None for k in before if k not in after}
+    for k, v in after.items():
+        old = before.get(k)
+        patch[k] = replacing(old, v) if isinstance(old, Mapping) and isinstance(v, Mapping) else v
+    return patch
+
+
 def dumps(line: Mapping[str, Any]) -> str:
     return json.dumps(line, separators=(",", ":"), allow_nan=False)
 

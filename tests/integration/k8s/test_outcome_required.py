@@ -16,10 +16,10 @@ import pytest
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import TrialState
 from campaign_operator.executors.common import TrainerSettings
-from campaign_operator.lifecycle.outcomes import outcome_not_reported
 from campaign_operator.executors.kuberay import KubeRayExecutor
 from campaign_operator.k8s.apply import Applier, TrialBook
 from campaign_operator.kube.client import connected
+from campaign_operator.lifecycle.outcomes import outcome_not_reported
 from campaign_trainer.outcome import Outcome, now_rfc3339
 from campaign_trainer.reporters import ClusterConnection, KubernetesReporter
 from rig.controlplane import ControlPlane

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from campaign_operator.api.trial import TrialStatus
 from campaign_trainer.harness import run_trial
 from campaign_trainer.outcome import Outcome
 from campaign_trainer.reporters import ClusterConnection, KubernetesReporter, ReportFailed, outcome_patch
@@ -127,6 +128,7 @@ def test_epoch_patch_continues_existing_history(
                 {"epoch": 2, "metrics": {"loss": 0.5}},
                 {"epoch": 3, "metrics": {"loss": 0.3}},
             ],
+            "best": None,  # no finite val_loss yet: the objective ranks nothing
         }
     }
     assert [h["epoch"] for h in patch4.body["status"]["history"]] == [1, 2, 3, 4]
@@ -142,7 +144,7 @@ def test_retries_409_429_5xx_then_succeeds(apiserver: tuple[str, FakeApiserverSt
         (200, {}, {}),
     ]
     rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01)
-    rep._seeded = True  # skip the history GET: this test is about the PATCH retries
+    rep._status = TrialStatus()  # skip the status GET: this test is about the PATCH retries
     o = Outcome(trial="t-1", state="Succeeded", reason="Completed", epoch=2, metrics={"loss": 0.1})
     t0 = time.monotonic()
     rep.report_outcome(o)
@@ -159,12 +161,12 @@ def test_a_refusal_is_fatal_but_an_unreachable_epoch_is_not(
         (422, {}, {"kind": "Status", "reason": "Invalid", "message": "status.epoch: Invalid value"})
     ]
     rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01)
-    rep._seeded = True
+    rep._status = TrialStatus()
     with pytest.raises(ReportFailed, match=r"could not patch trials/status team-a/t-1 \(422\): status.epoch"):
         rep.report_epoch(1, {"loss": 1.0})
     assert len(state.requests) == 1  # never retried: the same body gets the same answer
     dead = reporter_via_kubeconfig("http://127.0.0.1:9", tmp_path, backoff_base_s=0.01, attempts=2)
-    dead._seeded = True
+    dead._status = TrialStatus()
     dead.report_epoch(1, {"loss": 1.0})  # a lost progress line: the next epoch sends the history again
     lost = reporter_via_kubeconfig("http://127.0.0.1:9", tmp_path, backoff_base_s=0.01, outcome_attempts=2)
     with pytest.raises(ReportFailed, match="after 2 attempts"):
@@ -179,7 +181,7 @@ def test_the_token_is_never_logged_or_quoted(
     unauthorized = {"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized"}
     state.script = [(503, {}, {}), (503, {}, {}), (401, {}, unauthorized)]
     rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01, attempts=2)
-    rep._seeded = True
+    rep._status = TrialStatus()
     rep.report_epoch(1, {"loss": 1.0})  # lost after two 503s: a warning, not an error
     with pytest.raises(ReportFailed) as refused:
         rep.report_outcome(Outcome(trial="t-1", state="Succeeded", reason="Completed"))

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from campaign_operator.api.common import Objective
+from campaign_operator.api.trial import TrialStatus
+from campaign_operator.lifecycle import epoch_reported
 from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, error_message
 from campaign_trainer.reporters import (
     ClusterConnection,
@@ -79,19 +82,31 @@ def test_stdout_reporter_writes_the_same_lines() -> None:
     assert pickle.loads(pickle.dumps(r)).trial == "t-1"
 
 
-def test_epoch_patch_is_bounded_and_json_safe() -> None:
-    history = [{"epoch": e, "metrics": {"loss": float(e), "bad": math.nan}} for e in range(1, 151)]
-    patch = epoch_patch(150, {"loss": 150.0, "bad": math.inf}, history)
-    status = patch["status"]
+def test_epoch_patch_is_what_the_lifecycle_measured_and_json_safe() -> None:
+    status = TrialStatus()
+    for e in range(1, 151):
+        status = epoch_reported(status, e, {"loss": float(e), "bad": math.nan}, Objective(metric="loss"))
+    after = epoch_reported(status, 151, {"loss": 0.5, "bad": math.inf}, Objective(metric="loss"))
+    patch = epoch_patch(status, after)
+    measured = patch["status"]
     assert set(patch) == {"status"}
-    assert set(status) == {"epoch", "metrics", "history"}  # the shell owns state, attempt and startTime
-    assert status["epoch"] == 150
-    assert status["metrics"] == {"loss": 150.0}
-    epochs = [h["epoch"] for h in status["history"]]
+    assert set(measured) == {"epoch", "metrics", "history", "best"}  # the shell owns state, attempt, ...
+    assert (measured["epoch"], measured["metrics"]) == (151, {"loss": 0.5})
+    assert measured["best"] == {"epoch": 151, "metrics": {"loss": 0.5}}
+    epochs = [h["epoch"] for h in measured["history"]]
     assert len(epochs) == HISTORY_LIMIT and epochs == sorted(set(epochs))
-    assert status["history"][0] == {"epoch": 1, "metrics": {"loss": 1.0}}  # first and last always kept
-    assert epochs[-50:] == list(range(101, 151))  # the recent half is dense
+    assert measured["history"][0] == {"epoch": 1, "metrics": {"loss": 1.0}}  # first and last always kept
+    assert epochs[-50:] == list(range(102, 152))  # the recent half is dense
     json.dumps(patch, allow_nan=False)  # the apiserver gets strict JSON
+
+
+def test_an_epoch_patch_removes_what_the_new_epoch_no_longer_has() -> None:
+    loss = Objective(metric="val_loss")
+    before = epoch_reported(TrialStatus(), 1, {"val_loss": 0.9, "loss": 1.0}, loss)
+    after = epoch_reported(before, 2, {"val_loss": 0.5, "loss": math.nan}, loss)
+    measured = epoch_patch(before, after)["status"]
+    assert measured["metrics"] == {"loss": None, "val_loss": 0.5}  # a merge patch would keep loss=1.0
+    assert measured["best"] == {"epoch": 2, "metrics": {"loss": None, "val_loss": 0.5}}
 
 
 def test_outcome_patch_exact_body() -> None:
