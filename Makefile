@@ -33,6 +33,7 @@ LINT_DIRS := $(wildcard operator trainer_image tests bench)
 lint: setup
 	$(VENV_BIN)/ruff check $(LINT_DIRS)
 	$(VENV_BIN)/ruff format --check $(LINT_DIRS)
+	$(VENV_BIN)/lint-imports --no-cache
 
 typecheck: setup
 	$(VENV_BIN)/mypy --strict operator/campaign_operator trainer_image/campaign_trainer

@@ -1,4 +1,8 @@
-"""API of campaign-operator: the TrainingCampaign and Trial resources as pydantic models."""
+"""API of campaign-operator: the TrainingCampaign and Trial resources as pydantic models.
+
+Judging manifests (`validation`, which evaluates CEL) is imported from its module: the trainer
+reads these models without loading a CEL interpreter.
+"""
 
 from .base import API_VERSION, GROUP, VERSION, ApiModel, CelRule
 from .campaign import (
@@ -18,7 +22,6 @@ from .campaign import (
 from .common import Condition, Mode, Objective, StopRule, TrialState
 from .meta import ObjectMeta
 from .trial import Trial, TrialSpec, TrialStatus
-from .validation import SpecError, parse_model
 
 __all__ = [
     "API_VERSION",
@@ -37,7 +40,6 @@ __all__ = [
     "Phase",
     "PhaseState",
     "PhaseStatus",
-    "SpecError",
     "StopRule",
     "Sweep",
     "TrainingCampaign",
@@ -48,5 +50,4 @@ __all__ = [
     "TrialSpec",
     "TrialState",
     "TrialStatus",
-    "parse_model",
 ]

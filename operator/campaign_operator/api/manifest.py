@@ -1,8 +1,8 @@
 """Reading manifests the way `kubectl apply` does, without a cluster.
 
-`parse_manifests` turns multi-document YAML (or JSON) into plain dicts; `load_campaign` judges one
-document as a TrainingCampaign: apiVersion/kind, the model types, the CRDs' CEL rules and the
-semantic checks only the planner can make, raising `SpecError` with every problem found.
+`parse_manifests` turns multi-document YAML (or JSON) into plain dicts; `parse_campaign` judges one
+document as a TrainingCampaign the way the apiserver does (apiVersion/kind, the model types, the
+CRDs' CEL rules), raising `SpecError` with every problem found.
 
 The YAML loader resolves plain scalars like Kubernetes (Go YAML into JSON) does, not like PyYAML's
 YAML 1.1 resolver:
@@ -146,25 +146,15 @@ def _header_problems(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load_campaign(doc: dict[str, Any]) -> TrainingCampaign:
-    """Judges one manifest as a TrainingCampaign, as the apiserver and then the operator would.
-
-    Raises SpecError listing every problem of the first stage that fails: the header (apiVersion,
-    kind, metadata.name), then the schema and CEL rules, then the semantic checks the operator
-    makes before creating a trial (`planner.semantics.check_campaign`: user CEL against the
-    variables it can use, sweeps, skipWhen over every trial, thresholds, metric names). Each
-    problem starts with the offending field's path, e.g. `spec.phases[1].failurePolicy.maxFailureRate: ...`.
-    """
-    from campaign_operator.planner.semantics import semantic_problems  # the planner imports api
-
+def parse_campaign(doc: dict[str, Any]) -> TrainingCampaign:
+    """Judges one manifest as the apiserver would: the header (apiVersion, kind, metadata.name),
+    then the schema and the CRD's CEL rules. Raises SpecError listing every problem of the first
+    stage that fails, each starting with the offending field's path. The operator's own checks
+    come on top: `planner.admission.load_campaign`."""
     problems = _header_problems(doc)
     if problems:
         raise SpecError(problems)
-    campaign = parse_model(TrainingCampaign, doc, strict=True)
-    problems = semantic_problems(campaign)
-    if problems:
-        raise SpecError(problems)
-    return campaign
+    return parse_model(TrainingCampaign, doc, strict=True)
 
 
-__all__ = ["KubernetesYamlLoader", "load_campaign", "parse_manifests"]
+__all__ = ["KubernetesYamlLoader", "parse_campaign", "parse_manifests"]

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from campaign_operator.api.base import GROUP
-from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api.manifest import parse_manifests
 from campaign_operator.api.validation import SpecError
+from campaign_operator.planner.admission import load_campaign
 from campaign_operator.planner.semantics import semantic_warnings
 
 from .preview import CampaignPreview, preview

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from campaign_operator.api.campaign import TrainingCampaign
-from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api.manifest import parse_manifests
 from campaign_operator.api.validation import SpecError
+from campaign_operator.planner.admission import load_campaign
 
 
 def load_campaign_file(path: str | Path) -> TrainingCampaign:

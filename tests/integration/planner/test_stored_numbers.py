@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from campaign_operator.api import TrainingCampaign, Trial, TrialState
-from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api.manifest import parse_manifests
 from campaign_operator.planner import CreateTrial, evaluate_stop_rules, plan
+from campaign_operator.planner.admission import load_campaign
 from rig.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration

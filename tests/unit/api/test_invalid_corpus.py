@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from campaign_operator.api import API_VERSION, SpecError
-from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api import API_VERSION
+from campaign_operator.api.manifest import parse_manifests
+from campaign_operator.api.validation import SpecError
+from campaign_operator.planner.admission import load_campaign
 from invalid_corpus import FILES, header
 
 pytestmark = pytest.mark.unit

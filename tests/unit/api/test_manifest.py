@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from campaign_operator.api import API_VERSION, SpecError, TrainingCampaign
-from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api import API_VERSION, TrainingCampaign
+from campaign_operator.api.manifest import parse_manifests
+from campaign_operator.api.validation import SpecError
+from campaign_operator.planner.admission import load_campaign
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from campaign_operator.api.common import BUILTIN_TASKS
-from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api.manifest import parse_manifests
 from campaign_operator.cli.main import _register, cli
 from campaign_operator.cli.preview import CampaignPreview, preview
+from campaign_operator.planner.admission import load_campaign
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from campaign_operator.api import TrainingCampaign, Trial, TrialState, parse_model
+from campaign_operator.api import TrainingCampaign, Trial, TrialState
+from campaign_operator.api.validation import parse_model
 from campaign_operator.planner import CreateTrial, EmitEvent, FinishTrial, LaunchTrial, Plan, plan
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,9 +9,10 @@ import pytest
 
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import TrialState
-from campaign_operator.api.manifest import load_campaign, parse_manifests
+from campaign_operator.api.manifest import parse_manifests
 from campaign_operator.api.validation import SpecError
 from campaign_operator.planner import CreateTrial, phase_trials, plan
+from campaign_operator.planner.admission import load_campaign
 
 pytestmark = pytest.mark.unit
 
