@@ -29,6 +29,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from campaign_operator.api.common import TrialState
+from campaign_operator.lifecycle.outcomes import NON_FINITE_LOSS
 from campaign_operator.lifecycle.transitions import is_better
 from campaign_trainer import checkpoints, stoprules
 from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
@@ -98,7 +100,9 @@ class CampaignCallback(pl.Callback):
             "best": self.best,
             "last_checkpoint": self.last_checkpoint,
             # plain types only: checkpoints must load with torch's weights_only unpickler too
-            "decision": {"state": d.state, "reason": d.reason, "message": d.message} if d else None,
+            "decision": {"state": str(d.state), "reason": d.reason, "message": d.message, "epoch": d.epoch}
+            if d
+            else None,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -106,7 +110,11 @@ class CampaignCallback(pl.Callback):
         self.best = state_dict.get("best")
         self.last_checkpoint = state_dict.get("last_checkpoint")
         d = state_dict.get("decision")
-        self.decision = stoprules.StopDecision(d["state"], d["reason"], d["message"]) if d else None
+        self.decision = (
+            stoprules.StopDecision(TrialState(d["state"]), d["reason"], d["message"], int(d.get("epoch", 0)))
+            if d
+            else None
+        )
 
     def finished(self) -> bool:
         """The restored state is terminal: a decision was made, or every epoch ran."""
@@ -137,8 +145,9 @@ class CampaignCallback(pl.Callback):
         for key in ("loss", "val_loss"):
             v = metrics.get(key)
             if v is not None and not math.isfinite(v):
+                epoch = int(self.history[-1]["epoch"])
                 return stoprules.StopDecision(
-                    "Failed", "NonFiniteLoss", f"{key} is {v} at epoch {self.history[-1]['epoch']}"
+                    TrialState.FAILED, NON_FINITE_LOSS, f"{key} is {v} at epoch {epoch}", epoch
                 )
         return stoprules.evaluate(self.cfg.stop_rules, self.cfg.early_stopping, self.history)
 

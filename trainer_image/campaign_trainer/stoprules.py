@@ -1,29 +1,24 @@
-"""Per-epoch stop-rule evaluation: delegates to the planner's pure ``evaluate`` (one semantics for the
-trainer, which stops a trial, and the operator, which double-checks reported history).
+"""Per-epoch stop-rule evaluation: the lifecycle contract's pure ``evaluate`` (one semantics for the
+trainer, which stops a trial, and the planner, which double-checks reported history).
 
-Semantics (campaign_operator.planner.stoprules): a comparison rule fires once its condition held for
+Semantics (campaign_operator.lifecycle.stoprules): a comparison rule fires once its condition held for
 ``patience`` consecutive epochs with ``epoch > afterEpoch``; a missing/NaN value breaks the streak.
 Stop -> Stopped, Fail -> Failed. Early stopping: ``patience`` epochs without an improvement larger
 than ``minDelta`` -> Succeeded/EarlyStopped. Rules outrank early stopping at the same epoch.
 This wrapper accepts rules as API models or as wire-form mappings, history as ``(epoch, metrics)``
-pairs or ``{"epoch", "metrics"}`` mappings, and returns plain strings.
+pairs or ``{"epoch", "metrics"}`` mappings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from campaign_operator.api.common import EarlyStopping, StopRule
-from campaign_operator.lifecycle import stoprules as planner_stoprules
+from campaign_operator.lifecycle import stoprules as lifecycle_stoprules
+from campaign_operator.lifecycle.stoprules import StopDecision
 
-
-@dataclass(frozen=True)
-class StopDecision:
-    state: str  # "Stopped" | "Failed" | "Succeeded"
-    reason: str
-    message: str
+__all__ = ["StopDecision", "evaluate"]
 
 
 def as_rule(rule: StopRule | Mapping[str, Any]) -> StopRule:
@@ -50,11 +45,8 @@ def evaluate(
     """Decide whether the trial ends after the newest epoch in ``history``."""
     if not history:
         return None
-    decision = planner_stoprules.evaluate(
+    return lifecycle_stoprules.evaluate(
         [as_rule(r) for r in rules or ()],
         as_early_stopping(early_stopping),
         [_pair(h) for h in history],
     )
-    if decision is None:
-        return None
-    return StopDecision(str(decision.state.value), decision.reason, decision.message)

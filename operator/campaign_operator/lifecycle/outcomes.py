@@ -15,6 +15,8 @@ from campaign_operator.api.common import TrialState
 OUTCOME_NOT_REPORTED = "OutcomeNotReported"
 UNSCHEDULABLE = "Unschedulable"
 EXECUTOR_ERROR = "ExecutorError"
+NON_FINITE_LOSS = "NonFiniteLoss"
+"""The trainer's verdict on a loss that went NaN/inf: retrying the same parameters would not help."""
 JOB_STOPPED = "JobStopped"
 SUSPENDED, RESUMED = "Suspended", "Resumed"
 MESSAGE_LIMIT = 900
