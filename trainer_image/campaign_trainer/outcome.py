@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from campaign_operator.api.trial import HISTORY_LIMIT
-from campaign_operator.lifecycle.transitions import bounded, finite_metrics
+from campaign_operator.lifecycle.transitions import bounded
+from campaign_operator.lifecycle.wire import finite_metrics
 
 __all__ = [
     "HISTORY_LIMIT",

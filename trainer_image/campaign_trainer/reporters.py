@@ -14,7 +14,6 @@ import base64
 import json
 import logging
 import os
-import random
 import re
 import sys
 import threading
@@ -28,7 +27,7 @@ import yaml
 
 from campaign_operator.api.common import Objective
 from campaign_operator.api.trial import TrialStatus
-from campaign_operator.lifecycle import epoch_reported, wire
+from campaign_operator.lifecycle import epoch_reported, retry, wire
 from campaign_trainer.outcome import Outcome
 
 if TYPE_CHECKING:  # the client costs ~0.7 s to import: only the Kubernetes reporter loads it
@@ -136,18 +135,13 @@ def outcome_patch(outcome: Outcome) -> dict[str, Any]:
     return {"status": outcome.to_status()}
 
 
-RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+RETRY_STATUSES = retry.RETRY_STATUSES | {409}  # a status write racing another writer
 
 Verb = Literal["get", "patch"]
 
 
 class ReportFailed(RuntimeError):
     """A status write that did not land and must not be shrugged off (see the module docstring)."""
-
-
-def backoff_delays(attempts: int, base: float = 0.5, cap: float = 8.0, jitter: float = 0.1) -> list[float]:
-    """Exponential backoff with a little jitter so many trials don't retry in lockstep."""
-    return [min(cap, base * 2**i) * (1.0 + random.uniform(0.0, jitter)) for i in range(max(0, attempts - 1))]
 
 
 _FORBIDDEN_USER = re.compile(r'User "([^"]+)"')
@@ -342,7 +336,7 @@ class KubernetesReporter:
         from kubernetes.config import ConfigException
         from urllib3.exceptions import HTTPError
 
-        delays = backoff_delays(attempts, base=self.backoff_base_s)
+        delays = retry.backoff_delays(attempts, base=self.backoff_base_s)
         last = ""
         for i in range(attempts):
             delay: float | None = None
@@ -354,8 +348,7 @@ class KubernetesReporter:
                     raise ReportFailed(self._refusal(verb, exc)) from None
                 # status 0: the client's wrapping of a TLS failure, retried like any connection error
                 last = f"HTTP {code}" if code else str(exc.reason or "").split("\n", 1)[0]
-                retry_after = (exc.headers or {}).get("Retry-After")
-                delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+                delay = retry.retry_after(exc.headers, delays[i]) if i < len(delays) else None
             except (HTTPError, ConfigException) as exc:  # connection errors; a credential plugin's failure
                 last = type(exc).__name__  # never the message: it may quote a plugin's output
             if i < len(delays):

@@ -24,6 +24,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from campaign_operator.lifecycle.retry import RETRY_STATUSES, backoff_delays, retry_after
 from campaign_operator.lifecycle.wire import CAMPAIGNS, GROUP, TRIALS, VERSION
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,7 @@ RAY_GROUP, RAY_VERSION, RAYJOBS, RAYCLUSTERS = "ray.io", "v1", "rayjobs", "raycl
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-BACKOFFS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+RETRIES = 6
 LIST_PAGE = 500  # pages keep the peak memory of a 10,000-trial list bounded
 
 
@@ -129,12 +129,13 @@ class KubeClient:
         body: Any = None,
         query: Mapping[str, str | int] | None = None,
         content_type: str = "application/json",
-        retries: int = len(BACKOFFS),
+        retries: int = RETRIES,
     ) -> Any:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
         attempt = 0
+        delays = backoff_delays(retries + 1)
         while True:
             try:
                 return await self.api.call_api(
@@ -150,15 +151,13 @@ class KubeClient:
                 )
             except ApiException as e:
                 err = _error(e)
-                reply_headers: Mapping[str, str] = e.headers or {}
-                retry_after = reply_headers.get("Retry-After")
                 if err.status not in RETRY_STATUSES or attempt >= retries:
                     raise err from None
-                delay = float(retry_after) if retry_after and retry_after.isdigit() else BACKOFFS[attempt]
+                delay = retry_after(e.headers, delays[attempt])
             except (TimeoutError, aiohttp.ClientError) as e:
                 if attempt >= retries:
                     raise ApiError(0, type(e).__name__, str(e)) from e
-                delay = BACKOFFS[attempt]
+                delay = delays[attempt]
             attempt += 1
             log.debug("%s %s: retrying in %.1fs", method, path, delay)
             await asyncio.sleep(delay)

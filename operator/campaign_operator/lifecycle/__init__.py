@@ -14,12 +14,12 @@ from .transitions import (
     bounded,
     epoch_reported,
     finished,
-    finite_metrics,
     is_better,
     job_ended,
     launched,
     outcome_reported,
 )
+from .wire import finite_metrics
 
 __all__ = [
     "JobOutcome",

@@ -17,6 +17,7 @@ from campaign_operator.api.common import MetricPoint, Mode, Objective, TrialStat
 from campaign_operator.api.trial import HISTORY_LIMIT, BestEpoch, ExecutorRef, TrialStatus
 
 from .outcomes import JobOutcome
+from .wire import finite_metrics
 
 LATE_S = 5.0
 """An outcome read this much later than the trainer stamped it keeps the trainer's stamp."""
@@ -27,16 +28,6 @@ T = TypeVar("T")
 
 
 # -- the trainer/shell contract on measurements ----------------------------------------------------
-def finite_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
-    """Only finite numbers: the status schema holds numbers and JSON has no NaN/inf. A missing key
-    is how a reporter says "undefined" (the outcome's reason says why)."""
-    out: dict[str, float] = {}
-    for k, v in (metrics or {}).items():
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-            out[str(k)] = float(v)
-    return out
-
-
 def thin_indices(n: int, limit: int) -> list[int]:
     """Which of `n` history entries to keep, at most `limit`: the newest half dense, the older ones
     evenly thinned; the first and the last entry always kept (the API's documented contract)."""

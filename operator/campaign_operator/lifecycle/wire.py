@@ -4,6 +4,7 @@ variable and the progress lines (JSON, one per line) that embedded mode and pod 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -11,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from campaign_operator.api.base import GROUP, VERSION
-
-from .transitions import finite_metrics
 
 TRIALS, CAMPAIGNS = "trials", "trainingcampaigns"
 __all__ = ["CAMPAIGNS", "GROUP", "TRIALS", "VERSION"]
@@ -26,6 +25,16 @@ expansions and pipes that KubeRay's submitter shell would evaluate instead of pa
 START, EPOCH, OUTCOME = "start", "epoch", "outcome"
 """Progress line types: an attempt's process began / finished an epoch / gave its verdict."""
 PROGRESS_DIR = "trials"
+
+
+def finite_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    """Only finite numbers: the status schema holds numbers and JSON has no NaN/inf. A missing key
+    is how a reporter says "undefined" (the outcome's reason says why)."""
+    out: dict[str, float] = {}
+    for k, v in (metrics or {}).items():
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out[str(k)] = float(v)
+    return out
 
 
 def now_rfc3339() -> str:

@@ -22,7 +22,6 @@ from campaign_trainer.reporters import (
     KubernetesReporter,
     ReportFailed,
     StdoutReporter,
-    backoff_delays,
     epoch_patch,
     make_reporter,
     outcome_patch,
@@ -136,12 +135,6 @@ def test_error_message_preview() -> None:
     msg = error_message(ValueError("x" * 1000 + "\n tail"), limit=50)
     assert msg.startswith("ValueError: ") and msg.endswith("...") and len(msg) == len("ValueError: ") + 50
     assert error_message(KeyError()) == "KeyError"
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    d = backoff_delays(6, base=0.5, cap=4.0, jitter=0.0)
-    assert d == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert backoff_delays(1) == []
 
 
 def test_only_where_the_kubeconfig_is_travels_to_ray_workers(tmp_path: Path) -> None:
