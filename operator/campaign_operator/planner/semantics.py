@@ -358,7 +358,7 @@ def check_campaign(campaign: TrainingCampaign) -> Findings:
     """Every problem (and warning) of `campaign` that can be known before anything runs.
 
     Pure; remembered per spec, since plan() asks on every reconcile."""
-    key = campaign.spec.model_dump_json()
+    key = repr(campaign.spec.model_dump())  # not JSON: that writes NaN and infinity alike as null
     found = _cache.get(key)
     if found is None:
         found = _Checker(campaign).run()
