@@ -141,3 +141,33 @@ def test_invalid_spec_messages_are_short_and_the_status_lands(
     assert rejected is None or rejected["status"] == "False", rejected
     assert kube.trials(namespace, "many-problems") == []
     assert "status rejected" not in op.log_tail()
+
+
+def test_a_gate_that_fails_at_run_time_names_its_field(
+    kube: Kube, namespace: str, operator_factory: Any
+) -> None:
+    """What no check can know in advance (no trial succeeded, so `phase.best` is absent) fails the
+    phase with GateError, and the message says which expression and why, in a few words."""
+    fake = FakeKubeRay(kube, namespace, lambda job: "AppFailed", run_seconds=0.3)
+    op = operator_factory(namespace)
+    try:
+        spec = good("gate-at-run-time")["spec"]
+        spec["phases"] = [
+            {
+                "name": "p",
+                "failurePolicy": {"maxFailureRate": 1.0},
+                "gate": {"expression": "phase.best.value > 0.1"},
+            }
+        ]
+        kube.create_campaign(namespace, {"metadata": {"name": "gate-at-run-time"}, "spec": spec})
+        wait_for(
+            lambda: kube.state(namespace, "gate-at-run-time") == "Failed", 60, f"Failed\n{op.log_tail()}"
+        )
+        (phase,) = kube.campaign(namespace, "gate-at-run-time")["status"]["phases"]
+        assert phase["reason"] == "GateError", phase
+        assert phase["message"].startswith(
+            "spec.phases[0].gate.expression: could not be evaluated: no key 'best'"
+        ), phase["message"]
+        assert len(phase["message"]) < 400
+    finally:
+        fake.close()
