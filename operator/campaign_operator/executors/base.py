@@ -18,12 +18,25 @@ from typing import Any, Protocol
 from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.lifecycle.outcomes import JobOutcome
 
-__all__ = ["BatchExecutor", "Completion", "Executor", "JobOutcome"]
+__all__ = ["BatchExecutor", "Completion", "Executor", "JobIdentityConflict", "JobOutcome"]
+
+
+class JobIdentityConflict(Exception):
+    """submit() found a job under the attempt's name that does not name this Trial and attempt
+    (`lifecycle.outcomes.identity_mismatch`): nothing was adopted, started or stopped; `outcome` is
+    the Failed outcome to record for the attempt, `ref` the job that is in the way."""
+
+    def __init__(self, outcome: JobOutcome, ref: ExecutorRef):
+        super().__init__(outcome.message)
+        self.outcome = outcome
+        self.ref = ref
 
 
 class Executor(Protocol):
     async def submit(self, trial: Trial, attempt: int) -> ExecutorRef:
-        """Start `attempt` of `trial` under the deterministic job name; a repeat is a no-op."""
+        """Start `attempt` of `trial` under the deterministic job name; a repeat adopts the job it
+        started before (exactly once), and only a job whose identity names this very Trial uid and
+        attempt: any other raises JobIdentityConflict."""
         ...
 
     async def poll(self, trial: Trial) -> JobOutcome | None:
@@ -31,7 +44,9 @@ class Executor(Protocol):
         ...
 
     async def stop(self, trial: Trial) -> None:
-        """Stop the trial's current attempt (and clean up what it left); idempotent."""
+        """Stop the trial's current attempt (and clean up what it left); idempotent. A job that does
+        not carry the trial's identity is left alone. Callers record the trial's end before they
+        stop its job: a stopped job the operator sees on a Running trial was stopped by someone else."""
         ...
 
 

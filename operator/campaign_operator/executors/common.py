@@ -42,6 +42,14 @@ def trial_document(trial: Trial) -> str:
     return text.replace("$", "\\u0024").replace("`", "\\u0060")  # only inside JSON strings: valid JSON
 
 
+def trial_uid(trial: Trial) -> str:
+    """The uid a cluster executor names and marks the trial's jobs with. Every Trial the operator
+    launches was read from (or created by) the apiserver, which gave it one."""
+    if not trial.metadata.uid:
+        raise ValueError(f"trial {trial.name} has no uid: its jobs could not be told from another's")
+    return trial.metadata.uid
+
+
 def entrypoint(settings: TrainerSettings) -> str:
     """Plain words only (quoted only if a setting needs it): it passes through KubeRay's submitter
     shell and `ray job submit` unchanged."""

@@ -2,6 +2,10 @@
 
 `build_rayjob` is pure (tested against the real apiserver with KubeRay's CRD); the lifecycle's
 `from_rayjob` reads KubeRay's status; `KubeRayExecutor` does the I/O through the KubeClient.
+
+A RayJob's name comes from its Trial's uid and attempt, and its labels carry that identity: a RayJob
+found under the name is adopted (a repeated launch after a crash) only when they name this very Trial
+uid and attempt, and the executor deletes no RayJob that is not its own.
 """
 
 from __future__ import annotations
@@ -27,22 +31,25 @@ from campaign_operator.kube.client import (
     RAYCLUSTERS,
     RAYJOBS,
     AlreadyExists,
+    Conflict,
     KubeClient,
     NotFound,
 )
-from campaign_operator.lifecycle.outcomes import SUSPENDED, from_rayjob
-from campaign_operator.lifecycle.wire import TRIAL_ENV
+from campaign_operator.lifecycle.outcomes import SUSPENDED, from_rayjob, identity_mismatch, job_lost
+from campaign_operator.lifecycle.transitions import attempt_over
+from campaign_operator.lifecycle.wire import JOB_ATTEMPT, JOB_TRIAL, JOB_TRIAL_UID, TRIAL_ENV
 from campaign_operator.planner.naming import RAYJOB_NAME_LIMIT, job_name
 from campaign_operator.planner.trials import LABEL_CAMPAIGN, LABEL_PHASE
 
-from .base import JobOutcome
-from .common import TrainerSettings, entrypoint, trial_document
+from .base import JobIdentityConflict, JobOutcome
+from .common import TrainerSettings, entrypoint, trial_document, trial_uid
 
 log = logging.getLogger(__name__)
 
 KIND = "RayJob"
-LABEL_TRIAL = "trial"
-LABEL_ATTEMPT = "attempt"
+LABEL_TRIAL = JOB_TRIAL
+LABEL_ATTEMPT = JOB_ATTEMPT
+LABEL_TRIAL_UID = JOB_TRIAL_UID
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "campaign-operator"
 KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
@@ -257,12 +264,14 @@ def _submitter(ctx: _PodContext) -> dict[str, Any]:
 def _metadata(trial: Trial, attempt: int) -> dict[str, Any]:
     sched = trial.spec.scheduling
     labels = {**_labels(trial), LABEL_ATTEMPT: str(attempt)}
+    if trial.metadata.uid:
+        labels[LABEL_TRIAL_UID] = trial.metadata.uid
     if sched.queue_name:
         labels[KUEUE_QUEUE] = sched.queue_name
     if sched.workload_priority_class:
         labels[KUEUE_PRIORITY] = sched.workload_priority_class
     meta: dict[str, Any] = {
-        "name": job_name(trial.name, attempt),
+        "name": job_name(trial.name, attempt, trial.metadata.uid),
         "namespace": trial.metadata.namespace,
         "labels": labels,
     }
@@ -316,13 +325,24 @@ def build_rayjob(
     }
 
 
-def _attempt_over(trial: Trial, attempt: int) -> bool:
-    state, current = trial.status.state, trial.status.attempt
-    if state == TrialState.RUNNING:
-        return attempt != current
-    if state in (TrialState.PENDING, TrialState.FAILED):  # may still launch attempt current + 1
-        return attempt != current + 1
-    return True
+def claimed_identity(rayjob: dict[str, Any]) -> dict[str, str]:
+    """The Trial and attempt a RayJob's labels name. A RayJob from before the uid label names its
+    Trial by its controller owner reference (the operator set both)."""
+    meta = rayjob.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    claimed = {k: str(labels[k]) for k in (LABEL_TRIAL, LABEL_ATTEMPT, LABEL_TRIAL_UID) if k in labels}
+    if LABEL_TRIAL_UID not in claimed:
+        owner = next(
+            (
+                o
+                for o in meta.get("ownerReferences") or []
+                if o.get("kind") == "Trial" and o.get("controller") and o.get("uid")
+            ),
+            None,
+        )
+        if owner is not None:
+            claimed[LABEL_TRIAL_UID] = str(owner["uid"])
+    return claimed
 
 
 @dataclass(frozen=True)
@@ -528,25 +548,40 @@ class KubeRayExecutor:
             RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, f"{LABEL_CAMPAIGN}={self.campaign.metadata.name}"
         )
         self._jobs = {}
-        by_name = {t.name: t for t in trials}
+        by_uid = {t.metadata.uid: t for t in trials if t.metadata.uid}
         for job in jobs:
             meta = job["metadata"]
-            labels = meta.get("labels", {})
-            trial = by_name.get(labels.get(LABEL_TRIAL, ""))
-            if trial is not None and _attempt_over(trial, int(labels.get(LABEL_ATTEMPT, "0") or 0)):
+            claimed = claimed_identity(job)
+            trial = by_uid.get(claimed.get(LABEL_TRIAL_UID, ""))  # only our own RayJobs are deleted
+            attempt = claimed.get(LABEL_ATTEMPT, "")
+            if trial is not None and (not attempt.isdigit() or attempt_over(trial.status, int(attempt))):
                 if "deletionTimestamp" not in meta:
-                    await self.client.delete(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, meta["name"])
+                    await self.client.delete(
+                        RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, meta["name"], uid=meta.get("uid")
+                    )
             else:
                 self._jobs[meta["name"]] = job
 
     async def submit(self, trial: Trial, attempt: int) -> ExecutorRef:
+        uid = trial_uid(trial)
         body = build_rayjob(trial, attempt, self.campaign, self.settings)
         name = body["metadata"]["name"]
-        if self._jobs is None or name not in self._jobs:
+        ref = ExecutorRef(kind=KIND, name=name, namespace=self.namespace, attempt=attempt)
+        existing = (self._jobs or {}).get(name)
+        if existing is None:
             await self.accounts.ensure(self.namespace)  # before KubeRay creates pods that need it
-            with contextlib.suppress(AlreadyExists):  # a repeat after a crash is a no-op
+            try:
                 await self.client.create(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, body)
-        return ExecutorRef(kind=KIND, name=name, namespace=self.namespace, attempt=attempt)
+                return ref
+            except AlreadyExists:
+                existing = await self.client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, name)
+        # Created before a crash: adopt it, if it is this very attempt's.
+        mismatch = identity_mismatch(
+            f"RayJob {self.namespace}/{name}", claimed_identity(existing), uid, attempt
+        )
+        if mismatch is not None:
+            raise JobIdentityConflict(mismatch, ref)
+        return ref
 
     async def poll(self, trial: Trial) -> JobOutcome | None:
         ref = trial.status.executor_ref
@@ -557,7 +592,7 @@ class KubeRayExecutor:
             try:
                 job = await self.client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, ref.name)
             except NotFound:
-                return JobOutcome(TrialState.FAILED, "JobLost", f"RayJob {ref.name} no longer exists")
+                return job_lost(f"RayJob {ref.name}", "was deleted, not by the operator")
         outcome = from_rayjob(job, was_suspended=trial.status.reason == SUSPENDED)
         if outcome is not None:
             return outcome
@@ -584,7 +619,23 @@ class KubeRayExecutor:
         return startup_problem(of_attempt(self._clusters), of_attempt(self._pods))
 
     async def stop(self, trial: Trial) -> None:
-        """Deleting the RayJob makes KubeRay stop the Ray job and remove its cluster."""
+        """Deleting the RayJob makes KubeRay stop the Ray job and remove its cluster: only the RayJob
+        of this very attempt (the delete's uid precondition holds it to the one checked)."""
         ref = trial.status.executor_ref
-        if ref is not None:
-            await self.client.delete(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, ref.name)
+        if ref is None or not trial.metadata.uid:
+            return
+        job = (self._jobs or {}).get(ref.name)
+        if job is None:
+            try:
+                job = await self.client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, ref.name)
+            except NotFound:
+                return
+        if identity_mismatch(ref.name, claimed_identity(job), trial.metadata.uid, ref.attempt):
+            log.warning(
+                "not deleting RayJob %s: it is not attempt %d of trial %s", ref.name, ref.attempt, trial.name
+            )
+            return
+        with contextlib.suppress(Conflict):  # replaced since: not ours to delete
+            await self.client.delete(
+                RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, ref.name, uid=job["metadata"].get("uid")
+            )

@@ -1,7 +1,8 @@
 """Applying a Plan's actions, in order, idempotently.
 
 Every write is safe to repeat after a crash: Trials have deterministic names (409 AlreadyExists is
-success), jobs have deterministic names per attempt (a repeated submit adopts the job), and Trial
+success), jobs have deterministic names per attempt (a repeated submit adopts the job, when the job
+names this Trial and attempt: one that belongs to something else fails the attempt), and Trial
 status patches are JSON patches guarded by a `test` of the state the planner saw, so a decision made
 on a stale view (the trainer reported meanwhile) fails instead of overwriting, and the next
 reconcile decides again.
@@ -19,7 +20,7 @@ from typing import Any
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial, TrialStatus
-from campaign_operator.executors.base import Executor
+from campaign_operator.executors.base import Executor, JobIdentityConflict
 from campaign_operator.kube.client import Conflict, KubeClient, ObjectRef
 from campaign_operator.lifecycle import JobOutcome, finished, job_ended, launched
 from campaign_operator.planner.actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
@@ -177,13 +178,24 @@ class Applier:
 
     async def launch(self, action: LaunchTrial) -> None:
         trial = self.book.trials[action.name]
-        ref = await self.executor.submit(trial, action.attempt)
+        now = self._now()
+        try:
+            ref = await self.executor.submit(trial, action.attempt)
+        except JobIdentityConflict as e:
+            # Someone else's job holds the attempt's name: nothing was adopted or started. The
+            # attempt failed (retried per the policy, under the next attempt's name) and says why.
+            new = job_ended(launched(trial.status, action.attempt, e.ref, now), e.outcome, now)
+            if await self.transition(trial, new) is not None:
+                await self.client.emit_event(self.ref, "Warning", e.outcome.reason, e.outcome.message)
+            return
         self.submitted.append(ref.name)
-        await self.transition(trial, launched(trial.status, action.attempt, ref, self._now()))
+        await self.transition(trial, launched(trial.status, action.attempt, ref, now))
 
     async def finish(self, action: FinishTrial) -> None:
+        """The trial's end is recorded before its job is stopped: a job found stopped while its trial
+        is still Running was stopped by someone else (lifecycle.outcomes), not by the product."""
         trial = self.book.trials[action.name]
-        if action.stop_executor:
-            await self.executor.stop(trial)
         new = finished(trial.status, action.state, action.reason, action.message, self._now())
-        await self.transition(trial, new)
+        updated = await self.transition(trial, new)
+        if action.stop_executor and updated is not None:
+            await self.executor.stop(updated)

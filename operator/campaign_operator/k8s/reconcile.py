@@ -9,6 +9,7 @@ observe Trials (label campaign=<name>) and the executor's jobs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -29,7 +30,8 @@ from campaign_operator.executors.base import Executor
 from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.executors.kuberay import KubeRayExecutor, TrainerAccounts
 from campaign_operator.executors.rayjobs import RayJobsExecutor
-from campaign_operator.kube.client import ApiError, Conflict, KubeClient, ObjectRef
+from campaign_operator.kube.client import ApiError, Conflict, KubeClient, NotFound, ObjectRef
+from campaign_operator.lifecycle import finished
 from campaign_operator.planner import plan
 from campaign_operator.planner.conditions import set_condition
 from campaign_operator.planner.semantics import problems_message
@@ -39,6 +41,8 @@ from .apply import Applier, TrialBook
 log = logging.getLogger(__name__)
 
 RECONCILE_ERROR = "ReconcileError"
+CAMPAIGN_DELETED = "CampaignDeleted"
+DELETED_MESSAGE = "stopped: its campaign is being deleted"
 STATUS_REJECTED = "StatusRejected"
 REJECTION_MAX = 300
 """How much of the apiserver's refusal a StatusRejected condition quotes."""
@@ -269,7 +273,9 @@ class Reconciler:
         await self.client.emit_event(ref, "Warning", "ReconcileFailed", message)
 
     async def stop_all(self, body: dict[str, Any]) -> int:
-        """Finalizer: stop the jobs of every running trial of a campaign being deleted."""
+        """Finalizer: stop the jobs of every running trial of a campaign being deleted, each trial
+        recorded Stopped/CampaignDeleted first (a reconcile still in flight must not take the
+        stopped job for one stopped from outside, and retry it)."""
         meta = body["metadata"]
         namespace, name = meta.get("namespace") or "default", meta["name"]
         try:
@@ -278,9 +284,15 @@ class Reconciler:
         except (ValidationError, UnsupportedExecutor):
             return 0
         book = await self._observe(namespace, name)
+        applier = Applier(self.client, campaign, book, executor, self.now)
         stopped = 0
-        for trial in book.trials.values():
+        for trial in list(book.trials.values()):
             if trial.status.state == TrialState.RUNNING:
+                now = self.now().replace(microsecond=0)  # metav1.Time precision
+                new = finished(trial.status, TrialState.STOPPED, CAMPAIGN_DELETED, DELETED_MESSAGE, now)
+                with contextlib.suppress(NotFound):  # gone with its campaign already
+                    await applier.transition(trial, new)
+                # Stopped even when the record lost a race (the trainer's verdict): the campaign goes.
                 await executor.stop(trial)
                 stopped += 1
         metrics.forget_campaign(namespace, name)

@@ -250,13 +250,15 @@ class KubeClient:
         name: str,
         *,
         propagation: str = "Background",
+        uid: str | None = None,
     ) -> None:
+        """Gone already is fine. With `uid`, only that very object goes: one that replaced it under
+        the same name answers Conflict (a failed precondition)."""
+        body: dict[str, Any] = {"propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         with suppress(NotFound):
-            await self.request(
-                "DELETE",
-                self._path(group, version, plural, namespace, name),
-                body={"propagationPolicy": propagation},
-            )
+            await self.request("DELETE", self._path(group, version, plural, namespace, name), body=body)
 
     # -- our resources --------------------------------------------------------------------------
     async def trial_pages(self, namespace: str, campaign: str) -> AsyncIterator[list[dict[str, Any]]]:

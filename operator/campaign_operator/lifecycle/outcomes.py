@@ -3,25 +3,38 @@ the Ray Jobs API and the embedded runner's local Ray.
 
 Only consulted for trials the trainer left Running: the trainer reports its own verdict before its
 job ends, so a job that succeeded without one is a failure (OutcomeNotReported), never a success.
+
+Nor has the product itself stopped such an attempt: every stop it asks for (a stop rule, a failed
+phase's cancellation, the campaign's deletion) records the trial's end first and stops its job after.
+So a job seen STOPPED, deleted or gone here was stopped by someone else (the Ray Jobs API, `kubectl
+delete rayjob`, a lost Ray head): a failure of that attempt (JobStoppedExternally, JobLost), retried
+and counted like any other, never a deliberate Stopped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from campaign_operator.api.common import TrialState
+
+from .wire import JOB_ATTEMPT, JOB_NAMESPACE, JOB_TRIAL, JOB_TRIAL_UID
 
 OUTCOME_NOT_REPORTED = "OutcomeNotReported"
 UNSCHEDULABLE = "Unschedulable"
 EXECUTOR_ERROR = "ExecutorError"
 NON_FINITE_LOSS = "NonFiniteLoss"
 """The trainer's verdict on a loss that went NaN/inf: retrying the same parameters would not help."""
-JOB_STOPPED = "JobStopped"
+JOB_STOPPED_EXTERNALLY = "JobStoppedExternally"
+JOB_LOST = "JobLost"
+JOB_IDENTITY_MISMATCH = "JobIdentityMismatch"
 SUSPENDED, RESUMED = "Suspended", "Resumed"
 MESSAGE_LIMIT = 900
 """Characters of a job system's message kept (its tail: where the error is); status messages stay
 far below the CRD's bound."""
+CLAIM_LIMIT = 80
+"""Characters of each identity field a foreign job claims that a message quotes."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +74,57 @@ def executor_error(error: BaseException) -> JobOutcome:
     return JobOutcome(TrialState.FAILED, EXECUTOR_ERROR, f"{type(error).__name__}: {text}")
 
 
+def stopped_externally(job: str, detail: str = "") -> JobOutcome:
+    """The attempt's job was stopped, and not by the product (see the module docstring)."""
+    text = f"{job} was stopped from outside the operator (not by a stop rule, a cancellation or a deletion)"
+    if detail:
+        text += f": {detail[-MESSAGE_LIMIT:]}"
+    return JobOutcome(TrialState.FAILED, JOB_STOPPED_EXTERNALLY, text)
+
+
+def job_lost(job: str, where: str) -> JobOutcome:
+    """The attempt's job is gone (deleted, or its Ray cluster forgot it) while the trial ran."""
+    return JobOutcome(TrialState.FAILED, JOB_LOST, f"{job} {where}; the attempt is lost")
+
+
+def identity_mismatch(job: str, claimed: Mapping[str, str], uid: str, attempt: int) -> JobOutcome | None:
+    """None when `claimed` (the identity a job found under our job name carries: its Ray job metadata,
+    its RayJob labels) names this very Trial uid and attempt; else the Failed outcome that says whose
+    it is. Such a job is neither adopted nor stopped: it belongs to something else."""
+    if claimed.get(JOB_TRIAL_UID) == uid and claimed.get(JOB_ATTEMPT) == str(attempt):
+        return None
+    if claimed.get(JOB_TRIAL_UID):
+        shown = {k: str(claimed.get(k) or "?")[:CLAIM_LIMIT] for k in (JOB_TRIAL, JOB_TRIAL_UID, JOB_ATTEMPT)}
+        where = f"{str(claimed[JOB_NAMESPACE])[:CLAIM_LIMIT]}/" if claimed.get(JOB_NAMESPACE) else ""
+        owner = (
+            f"attempt {shown[JOB_ATTEMPT]} of Trial {where}{shown[JOB_TRIAL]} (uid {shown[JOB_TRIAL_UID]})"
+        )
+    else:
+        owner = "no Trial (it carries no campaign-operator identity)"
+    return JobOutcome(
+        TrialState.FAILED,
+        JOB_IDENTITY_MISMATCH,
+        f"{job} already exists and belongs to {owner}, not to attempt {attempt} of this Trial (uid {uid}):"
+        " it was neither adopted nor stopped",
+    )
+
+
 def from_rayjob(rayjob: dict[str, Any], was_suspended: bool) -> JobOutcome | None:
-    """KubeRay's RayJob status -> an outcome; None when there is nothing to add."""
+    """KubeRay's RayJob status -> an outcome; None when there is nothing to add.
+
+    A RayJob being deleted while its attempt runs was deleted by someone else (`kubectl delete`):
+    the operator deletes a RayJob only once it has recorded the attempt's end."""
+    outcome = _from_rayjob_status(rayjob, was_suspended)
+    if (outcome is None or not outcome.state.is_terminal) and rayjob.get("metadata", {}).get(
+        "deletionTimestamp"
+    ):
+        return job_lost(
+            f"RayJob {rayjob['metadata'].get('name', '?')}", "is being deleted, not by the operator"
+        )
+    return outcome
+
+
+def _from_rayjob_status(rayjob: dict[str, Any], was_suspended: bool) -> JobOutcome | None:
     status = rayjob.get("status") or {}
     deployment = status.get("jobDeploymentStatus") or ""
     job = status.get("jobStatus") or ""
@@ -73,7 +135,7 @@ def from_rayjob(rayjob: dict[str, Any], was_suspended: bool) -> JobOutcome | Non
         if job == "SUCCEEDED":
             return outcome_not_reported(name)
         if job == "STOPPED":
-            return JobOutcome(TrialState.STOPPED, JOB_STOPPED, f"{name} was stopped")
+            return stopped_externally(name, f"KubeRay reports jobStatus STOPPED. {message}".strip())
         return JobOutcome(
             TrialState.FAILED, reason or "AppFailed", message or f"{name} finished with job status {job}"
         )
@@ -105,7 +167,7 @@ def from_ray_job(details: dict[str, Any]) -> JobOutcome | None:
     if status == "SUCCEEDED":
         return outcome_not_reported(name)
     if status == "STOPPED":
-        return JobOutcome(TrialState.STOPPED, JOB_STOPPED, message or f"{name} was stopped")
+        return stopped_externally(name, message)
     if status != "FAILED":
         return None
     error = details.get("error_type") or ""

@@ -154,6 +154,18 @@ def finished(status: TrialStatus, state: TrialState, reason: str, message: str, 
     )
 
 
+def attempt_over(status: TrialStatus, attempt: int) -> bool:
+    """Whether `attempt`'s job has nothing left to do: the trial runs another attempt, or ended.
+
+    The next attempt of a trial waiting to be (re)launched is not over: its job may have been
+    submitted just before a crash, and the repeated launch adopts it."""
+    if status.state == TrialState.RUNNING:
+        return attempt != status.attempt
+    if status.state in (TrialState.PENDING, TrialState.FAILED):  # may still launch attempt + 1
+        return attempt != status.attempt + 1
+    return True
+
+
 def _completion(stamp: Any, now: datetime) -> datetime:
     # The trainer stamps whole seconds; the shell's clock is finer. The trainer's stamp only wins
     # when the verdict is read late (written while no shell was watching).

@@ -22,6 +22,20 @@ trainer reads it from there itself (`--trial-env`): a RayJob entrypoint has no s
 env var needs no ConfigMap to create and clean up, and the entrypoint stays free of the quotes,
 expansions and pipes that KubeRay's submitter shell would evaluate instead of passing on."""
 
+JOB_TRIAL, JOB_NAMESPACE, JOB_ATTEMPT = "trial", "namespace", "attempt"
+JOB_TRIAL_UID = f"{GROUP}/trial-uid"
+"""The identity an attempt's job carries (a Ray job's `metadata`, a RayJob's labels): which Trial
+(its uid: names repeat across namespaces and re-created campaigns) and which attempt. A job is only
+adopted when it names this very Trial and attempt (`outcomes.identity_mismatch`)."""
+
+
+def job_identity(trial: str, namespace: str | None, uid: str, attempt: int) -> dict[str, str]:
+    identity = {JOB_TRIAL: trial, JOB_TRIAL_UID: uid, JOB_ATTEMPT: str(attempt)}
+    if namespace:
+        identity[JOB_NAMESPACE] = namespace
+    return identity
+
+
 START, EPOCH, OUTCOME = "start", "epoch", "outcome"
 """Progress line types: an attempt's process began / finished an epoch / gave its verdict."""
 PROGRESS_DIR = "trials"

@@ -2,8 +2,8 @@
 
 A trial's name is a pure function of (campaign, phase, sweep point), so every process that plans
 the same manifest names the same trials, and re-planning finds what exists instead of duplicating it.
-Names are DNS-1035 labels short enough that `<trial>-a<attempt>` RayJob names stay <= 47 characters
-(KubeRay appends 6 characters for its submitter Job).
+Names are DNS-1035 labels short enough that a job name (`job_name`) stays <= 47 characters (KubeRay
+appends 6 characters for its submitter Job).
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ RAYJOB_NAME_LIMIT = 47
 ATTEMPT_SUFFIX_LIMIT = 4  # "-a" + up to two digits
 TRIAL_NAME_LIMIT = RAYJOB_NAME_LIMIT - ATTEMPT_SUFFIX_LIMIT
 HASH_LENGTH = 10
+UID_HASH_LENGTH = 8
+"""Hex digits of the Trial uid's hash in a job name: 32 bits, so two Trials of the same name (two
+namespaces, a re-created campaign) practically never share a job name; where they do anyway, the job's
+identity metadata tells them apart and nothing is adopted (`lifecycle.outcomes.identity_mismatch`)."""
+_JOB_PREFIX_LIMIT = RAYJOB_NAME_LIMIT - ATTEMPT_SUFFIX_LIMIT - UID_HASH_LENGTH - 1
 _PREFIX_LIMIT = TRIAL_NAME_LIMIT - HASH_LENGTH - 1
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
@@ -39,6 +44,17 @@ def trial_name(campaign: str, phase: str, point: dict[str, Any]) -> str:
     return f"{prefix}-{digest[:HASH_LENGTH]}"
 
 
-def job_name(trial: str, attempt: int) -> str:
-    """Name of the executor job for one attempt of a trial (unique per attempt, <= 47 chars)."""
-    return f"{trial}-a{attempt}"
+def job_name(trial: str, attempt: int, uid: str | None = None) -> str:
+    """Name of the executor job (RayJob name, Ray submission id, local Ray task) of one attempt of a
+    trial: deterministic, unique per attempt, <= 47 characters.
+
+    With the Trial's uid (every Trial on a cluster has one): `<trial prefix>-<uid hash>-a<attempt>`.
+    A Trial's name is the same in every namespace and for every incarnation of a campaign; its uid is
+    not, so the same campaign in two namespaces, or re-created after a deletion, never finds the other
+    one's job on a shared Ray cluster. Without a uid (the embedded runner: its local Ray belongs to
+    one state directory): `<trial>-a<attempt>`.
+    """
+    if uid is None:
+        return f"{trial}-a{attempt}"
+    digest = hashlib.sha256(uid.encode()).hexdigest()[:UID_HASH_LENGTH]
+    return f"{trial[:_JOB_PREFIX_LIMIT].rstrip('-')}-{digest}-a{attempt}"

@@ -84,8 +84,13 @@ def test_a_job_that_succeeded_without_the_trainers_outcome_failed() -> None:
 
 
 def test_other_endings_keep_their_meaning() -> None:
+    # The operator records its own stops before it stops a job: a STOPPED job of a Running trial
+    # was stopped from outside, a failure of the attempt.
     stopped = from_rayjob(kuberay_job("Complete", "STOPPED"), was_suspended=False)
-    assert stopped is not None and stopped.state == TrialState.STOPPED
+    assert stopped is not None and (stopped.state, stopped.reason) == (
+        TrialState.FAILED,
+        "JobStoppedExternally",
+    )
     failed = from_ray_job({"status": "FAILED", "submission_id": "s", "driver_exit_code": 4})
     assert failed is not None and (failed.state, failed.reason) == (TrialState.FAILED, "AppFailed")
     assert failed.message.endswith("(exit code 4)")
