@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from campaign_operator.embedded.store import Store
 
 
 @click.command("status")
@@ -19,46 +23,50 @@ def status(state_dir: str, watch: bool, interval: float) -> None:
     until it ends or its runner stops."""
     from pathlib import Path
 
+    from campaign_operator.embedded.store import Store, StoreError
+
+    try:
+        with Store(Path(state_dir), readonly=True) as store:
+            _show(store, watch, interval)
+    except StoreError as e:  # no state yet, or a damaged one: one line, never a sqlite3 traceback
+        raise click.ClickException(str(e)) from None
+
+
+def _show(store: Store, watch: bool, interval: float) -> None:
     from rich.console import Console
     from rich.live import Live
 
     from campaign_operator.embedded.display import plain_lines, render, summary_line
     from campaign_operator.embedded.snapshot import read_snapshot
-    from campaign_operator.embedded.store import Store, StoreError
 
+    snap = read_snapshot(store)
+    tty = sys.stdout.isatty()
+    if not watch:
+        if tty:
+            Console().print(render(snap))
+        else:
+            click.echo("\n".join(plain_lines(None, snap)))
+            click.echo(f"progress: {summary_line(snap)}")
+        return
     try:
-        store = Store(Path(state_dir), readonly=True)
-    except StoreError as e:
-        raise click.ClickException(str(e)) from None
-    with store:
-        snap = read_snapshot(store)
-        tty = sys.stdout.isatty()
-        if not watch:
-            if tty:
-                Console().print(render(snap))
-            else:
-                click.echo("\n".join(plain_lines(None, snap)))
-                click.echo(f"progress: {summary_line(snap)}")
-            return
-        try:
-            if tty:
-                with Live(render(snap), refresh_per_second=4) as live:
-                    while not snap.finished and snap.runner_alive:
-                        time.sleep(interval)
-                        snap = read_snapshot(store)
-                        live.update(render(snap))
-            else:
-                before = None
-                while True:
-                    for line in plain_lines(before, snap):
-                        click.echo(line)
-                    if snap.finished or not snap.runner_alive:
-                        break
-                    before = snap
+        if tty:
+            with Live(render(snap), refresh_per_second=4) as live:
+                while not snap.finished and snap.runner_alive:
                     time.sleep(interval)
                     snap = read_snapshot(store)
-                click.echo(f"progress: {summary_line(snap)}")
-            if not snap.finished and not snap.runner_alive:
-                click.echo(f"{snap.name}: {snap.runner}", err=True)
-        except KeyboardInterrupt:
-            pass
+                    live.update(render(snap))
+        else:
+            before = None
+            while True:
+                for line in plain_lines(before, snap):
+                    click.echo(line)
+                if snap.finished or not snap.runner_alive:
+                    break
+                before = snap
+                time.sleep(interval)
+                snap = read_snapshot(store)
+            click.echo(f"progress: {summary_line(snap)}")
+        if not snap.finished and not snap.runner_alive:
+            click.echo(f"{snap.name}: {snap.runner}", err=True)
+    except KeyboardInterrupt:
+        pass

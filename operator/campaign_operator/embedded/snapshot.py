@@ -10,17 +10,17 @@ from campaign_operator.api.campaign import CampaignState, TrainingCampaign, Trai
 from campaign_operator.api.trial import Trial
 
 from .display import Snapshot
-from .store import Store, StoreError, runner_note
+from .store import StateCorrupt, Store, StoreError, runner_note
 
 
 def read_snapshot(store: Store, attempts: int = 10) -> Snapshot:
-    """The views' data; retried briefly while a starting runner is still creating the database."""
+    """The views' data; retried briefly while the runner holds the database busy."""
     for attempt in range(attempts):
         try:
             return _read_snapshot(store)
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as e:
             if attempt == attempts - 1:
-                raise
+                raise StoreError(f"{store.path}: cannot be read ({' '.join(str(e).split())})") from None
             time.sleep(0.2)
     raise AssertionError("unreachable")
 
@@ -53,5 +53,9 @@ def read_campaign(store: Store) -> CampaignData:
     manifest = store.manifest()
     if manifest is None:
         raise StoreError(f"{store.dir}: no campaign recorded yet")
-    campaign = TrainingCampaign.model_validate(manifest)
+    try:
+        campaign = TrainingCampaign.model_validate(manifest)
+    except ValueError as e:
+        problem = f"holds a manifest this campaign cannot read ({' '.join(str(e).split())[:200]})"
+        raise StateCorrupt(store.path, problem, readonly=store.readonly) from None
     return CampaignData(campaign, store.status() or TrainingCampaignStatus(), store.trials())

@@ -4,21 +4,30 @@ Everything the runner knows lives here, so a runner killed at any instant (Ctrl-
 nothing: trials (the Trial object as JSON, spec and status), the campaign's manifest and status,
 events, the per-attempt launch log, how far each progress file has been read, and the runner lease.
 WAL mode lets `campaign status` read while a runner writes.
+
+Integrity: every open checks the file before trusting it (not empty, SQLite's integrity check, our
+tables and SCHEMA_VERSION), so a truncated, garbage or 0-byte state.db is named in one line instead
+of a sqlite3 traceback, and a new state.db appears only complete (built under a temporary name and
+linked into place), so a runner killed while creating it never leaves an empty one behind. A runner
+(`open_for_run`) also refuses a state dir whose progress files or checkpoints its state.db does not
+account for: that is an earlier campaign's work, and starting over on top of it needs `--restart`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
+import re
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from campaign_operator.api.campaign import TrainingCampaignStatus
 from campaign_operator.api.trial import Trial
@@ -26,6 +35,12 @@ from campaign_operator.api.trial import Trial
 DB_NAME = "state.db"
 LOCK_NAME = "runner.lock"
 SCHEMA_VERSION = 1
+TABLES = ("meta", "trials", "events", "attempts", "offsets", "lease")
+PROGRESS_DIR = "trials"
+CHECKPOINT_DIR = "checkpoints"
+DISCARDED_PREFIX = "discarded-"
+"""`run --restart` moves the earlier state here (state.db, progress, checkpoints), never deletes it."""
+_ATTEMPT_FILE = re.compile(r"attempt-([0-9]+)\.jsonl")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -107,6 +122,121 @@ class StoreError(RuntimeError):
     pass
 
 
+READER_HINT = (
+    "restore it from a backup, or start the campaign over with `campaign run FILE --state {dir} --restart`"
+)
+RUNNER_HINT = (
+    "nothing was run; to start the campaign over, run again with --restart "
+    "(the old state is moved to {dir}/discarded-<time>/)"
+)
+
+
+class StateCorrupt(StoreError):
+    """state.db exists but is not a campaign state this version can read (empty, garbage, truncated,
+    another program's database, another schema version). Its message is one line: what is wrong and
+    what to do."""
+
+    def __init__(self, db: Path, problem: str, *, readonly: bool):
+        self.db, self.problem = db, problem
+        hint = (READER_HINT if readonly else RUNNER_HINT).format(dir=db.parent)
+        super().__init__(f"{db}: {problem}; {hint}")
+
+
+class StateConflict(StoreError):
+    """The state dir holds an earlier campaign's work that its state.db does not account for
+    (progress files or checkpoints without a recorded attempt, or another campaign's state)."""
+
+    def __init__(self, state_dir: Path, problem: str):
+        self.problem = problem
+        super().__init__(f"state dir {state_dir}: {problem}; {RUNNER_HINT.format(dir=state_dir)}")
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def check_database(db: sqlite3.Connection, path: Path) -> str | None:
+    """What is wrong with the campaign state in `db` (opened on `path`), or None if it is sound:
+    not empty, a SQLite database, SQLite's integrity check passes, our tables and schema version."""
+    try:
+        if path.stat().st_size == 0:
+            return "is empty (0 bytes), not a campaign state"
+        rows = db.execute("PRAGMA integrity_check(5)").fetchall()
+        if [tuple(r) for r in rows] != [("ok",)]:
+            return f"fails SQLite's integrity check ({_one_line('; '.join(str(r[0]) for r in rows))})"
+        tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = [t for t in TABLES if t not in tables]
+        if missing:
+            return f"is a SQLite database but not a campaign state (no table {', '.join(missing)})"
+        row = db.execute("SELECT value FROM meta WHERE key = 'schemaVersion'").fetchone()
+        version = json.loads(row[0]) if row is not None else None
+    except sqlite3.DatabaseError as e:
+        return f"is not a readable SQLite database ({_one_line(e)})"
+    except (OSError, ValueError) as e:
+        return f"cannot be read ({_one_line(e)})"
+    if version == SCHEMA_VERSION:
+        return None
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        return (
+            f"was written by a newer campaign (schema version {version}; this one reads "
+            f"{SCHEMA_VERSION}): upgrade campaign-operator"
+        )
+    return f"has schema version {version!r}, not {SCHEMA_VERSION}"
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A read of stored records: damage found only now (a page the integrity check could not see,
+    a record that no longer parses) becomes StateCorrupt, never a sqlite3 or pydantic traceback.
+    Busy/locked errors (OperationalError) pass through: callers retry those."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        store = args[0]
+        assert isinstance(store, Store)
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as e:
+            raise StateCorrupt(store.path, f"is damaged ({_one_line(e)})", readonly=store.readonly) from None
+        except ValueError as e:  # json.JSONDecodeError, pydantic.ValidationError
+            problem = f"holds a record this campaign cannot read ({_one_line(e)})"
+            raise StateCorrupt(store.path, problem, readonly=store.readonly) from None
+
+    return wrapper
+
+
+def _create_database(path: Path) -> None:
+    """A new, complete state.db: built under a temporary name, then hard-linked into place, which
+    fails if one appeared meanwhile (never replaces a database another runner has open)."""
+    tmp = path.with_name(f"{path.name}.new-{os.getpid()}")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schemaVersion', ?)", (json.dumps(SCHEMA_VERSION),))
+    finally:
+        db.close()  # the last connection checkpoints the WAL into the file and removes it
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class LeaseHeld(StoreError):
     def __init__(self, state_dir: Path, lease: LeaseInfo | None):
         self.lease = lease
@@ -119,21 +249,29 @@ class Store:
 
     def __init__(self, state_dir: Path, *, readonly: bool = False):
         self.dir = Path(state_dir)
+        self.path = self.dir / DB_NAME
         self.readonly = readonly
         self._lock_fd: int | None = None
-        db = self.dir / DB_NAME
+        db = self.path
         if readonly:
             if not db.exists():
                 raise StoreError(f"no campaign state in {self.dir} (expected {db})")
             self.db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10, check_same_thread=False)
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
+            if not db.exists():
+                _create_database(db)
             self.db = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+        # Checked before anything is written: a damaged or foreign file is never "repaired" into
+        # an empty campaign.
+        problem = check_database(self.db, db)
+        if problem is not None:
+            self.db.close()
+            raise StateCorrupt(db, problem, readonly=readonly)
+        if not readonly:
             self.db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed transaction survives power loss too; the runner writes little.
             self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-            self._set_meta("schemaVersion", SCHEMA_VERSION)
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -161,12 +299,9 @@ class Store:
     def acquire_lease(self) -> None:
         """One runner per state dir. The kernel drops the flock when its holder dies (even by
         SIGKILL), so a crashed runner never blocks the next one; the pid row says who holds it."""
-        fd = os.open(self.dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LeaseHeld(self.dir, self.lease()) from None
+        self._hold_lease(lock_state_dir(self.dir))
+
+    def _hold_lease(self, fd: int) -> None:
         self._lock_fd = fd
         self.db.execute(
             "INSERT OR REPLACE INTO lease (id, pid, host, started) VALUES (1, ?, ?, ?)",
@@ -181,6 +316,7 @@ class Store:
         os.close(self._lock_fd)
         self._lock_fd = None
 
+    @_reads
     def lease(self) -> LeaseInfo | None:
         row = self.db.execute("SELECT pid, host, started FROM lease WHERE id = 1").fetchone()
         if row is None:
@@ -198,6 +334,7 @@ class Store:
     def put_manifest(self, manifest: dict[str, Any]) -> None:
         self._set_meta("manifest", manifest)
 
+    @_reads
     def manifest(self) -> dict[str, Any] | None:
         value = self._meta("manifest")
         return value if isinstance(value, dict) else None
@@ -205,6 +342,7 @@ class Store:
     def put_status(self, status: TrainingCampaignStatus) -> None:
         self._set_meta("status", status.to_wire())
 
+    @_reads
     def status(self) -> TrainingCampaignStatus | None:
         value = self._meta("status")
         return None if value is None else TrainingCampaignStatus.model_validate(value)
@@ -227,10 +365,12 @@ class Store:
         if cur.rowcount != 1:
             raise StoreError(f"trial {trial.name} is not in the store")
 
+    @_reads
     def trials(self) -> list[Trial]:
         rows = self.db.execute("SELECT doc FROM trials ORDER BY seq").fetchall()
         return [Trial.model_validate(json.loads(r[0])) for r in rows]
 
+    @_reads
     def trial(self, name: str) -> Trial | None:
         row = self.db.execute("SELECT doc FROM trials WHERE name = ?", (name,)).fetchone()
         return None if row is None else Trial.model_validate(json.loads(row[0]))
@@ -242,6 +382,7 @@ class Store:
             ((time or datetime.now(UTC)).isoformat(), type_, reason, message),
         )
 
+    @_reads
     def events(self, limit: int | None = None) -> list[Event]:
         """Oldest first; with `limit`, the newest `limit` events."""
         q = "SELECT time, type, reason, message FROM events ORDER BY id DESC"
@@ -254,6 +395,7 @@ class Store:
             (trial, attempt, kind, _now(), os.getpid()),
         )
 
+    @_reads
     def attempts(self) -> list[AttemptRecord]:
         rows = self.db.execute(
             "SELECT trial, attempt, kind, time, runner_pid FROM attempts ORDER BY id"
@@ -275,3 +417,123 @@ def runner_note(store: Store, terminal: bool) -> str:
     if lease is not None and lease.alive:
         return f"runner pid {lease.pid}"
     return "finished" if terminal else "no runner (run `campaign run` again to resume)"
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Takes the runner flock of `state_dir` (LeaseHeld if another runner holds it); the fd."""
+    fd = os.open(Path(state_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LeaseHeld(Path(state_dir), _peek_lease(Path(state_dir))) from None
+    return fd
+
+
+def _peek_lease(state_dir: Path) -> LeaseInfo | None:
+    """Who holds the lease, if a sound state.db says so (only to name them in a message)."""
+    try:
+        with Store(state_dir, readonly=True) as store:
+            return store.lease()
+    except (StoreError, sqlite3.Error):
+        return None
+
+
+def unaccounted_work(store: Store) -> list[str]:
+    """Progress files and checkpoint dirs in the state dir that no attempt in `store` accounts for
+    (relative paths). A runner records each attempt before its trainer can write anything, so these
+    are an earlier campaign's work: resuming on top of them would count their lines as this
+    campaign's, and a trial would resume from someone else's checkpoint."""
+    launched = {(a.trial, a.attempt) for a in store.attempts()}
+    trials = {t for t, _ in launched}
+    found: list[str] = []
+    progress = store.dir / PROGRESS_DIR
+    for trial_dir in sorted(progress.iterdir()) if progress.is_dir() else []:
+        for f in sorted(trial_dir.iterdir()) if trial_dir.is_dir() else [trial_dir]:
+            m = _ATTEMPT_FILE.fullmatch(f.name)
+            if m is None or (trial_dir.name, int(m.group(1))) not in launched:
+                found.append(str(f.relative_to(store.dir)))
+    checkpoints = store.dir / CHECKPOINT_DIR
+    for trial_dir in sorted(checkpoints.iterdir()) if checkpoints.is_dir() else []:
+        if trial_dir.name not in trials:
+            found.append(str(trial_dir.relative_to(store.dir)))
+    return found
+
+
+def _earlier_work(state_dir: Path) -> list[Path]:
+    """What --restart moves aside: the database and every progress and checkpoint file."""
+    names = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", PROGRESS_DIR, CHECKPOINT_DIR)
+    return [state_dir / n for n in names if (state_dir / n).exists()]
+
+
+def discard_state(state_dir: Path) -> Path | None:
+    """Moves the earlier state into `<state_dir>/discarded-<UTC time>/` (the caller holds the runner
+    lock); None if there was none."""
+    found = _earlier_work(state_dir)
+    if not found:
+        return None
+    dest = state_dir / f"{DISCARDED_PREFIX}{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
+    dest.mkdir()
+    for path in found:
+        path.rename(dest / path.name)
+    return dest
+
+
+def _conflict(store: Store, campaign: str) -> str | None:
+    manifest = store.manifest()
+    stored = str((manifest or {}).get("metadata", {}).get("name") or "")
+    if stored and stored != campaign:
+        return f"holds the state of campaign {stored!r}, not {campaign!r} (use another --state)"
+    stray = unaccounted_work(store)
+    if stray:
+        more = f" and {len(stray) - 3} more" if len(stray) > 3 else ""
+        return (
+            f"{len(stray)} progress or checkpoint file(s) that state.db has no attempt for "
+            f"({', '.join(stray[:3])}{more}): state.db was replaced or reset after an earlier run"
+        )
+    return None
+
+
+@dataclass
+class RunnerState:
+    store: Store
+    discarded: Path | None = None
+    """Where --restart moved the earlier state, if there was any."""
+
+
+def open_for_run(state_dir: Path, campaign: str, *, restart: bool = False) -> RunnerState:
+    """The runner's store, with the lease held. Resumes what the state dir holds; never starts the
+    campaign over on top of earlier work without `restart`: a damaged or empty state.db
+    (StateCorrupt), or progress/checkpoints it does not account for or another campaign's state
+    (StateConflict), are refused. With `restart`, the earlier state is moved aside first. Another
+    runner on the dir: LeaseHeld, and nothing is touched."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = lock_state_dir(state_dir)
+    try:
+        problem = _problem(state_dir, campaign)
+        if problem is not None and not restart:
+            raise problem
+        discarded = discard_state(state_dir) if restart else None
+        store = Store(state_dir)
+        store._hold_lease(fd)
+        return RunnerState(store, discarded)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _problem(state_dir: Path, campaign: str) -> StoreError | None:
+    """Why a runner must not resume in `state_dir` (None: resume, or start if it is new)."""
+    if not (state_dir / DB_NAME).exists():
+        earlier = _earlier_work(state_dir)
+        if not earlier:
+            return None
+        found = ", ".join(p.name + ("/" if p.is_dir() else "") for p in earlier)
+        return StateConflict(state_dir, f"has an earlier run's files ({found}) but no {DB_NAME}")
+    try:
+        with Store(state_dir) as store:
+            conflict = _conflict(store, campaign)
+    except StateCorrupt as e:
+        return e
+    return None if conflict is None else StateConflict(state_dir, conflict)
