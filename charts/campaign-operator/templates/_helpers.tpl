@@ -12,3 +12,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "co.image" -}}{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}{{- end -}}
 {{- /* The trainer's ClusterRole: the only role the operator may bind (in campaigns' namespaces). */ -}}
 {{- define "co.trainerRole" -}}{{ .Release.Name }}-trainer{{- end -}}
+{{- /* The leader Lease, one per release (in the release's namespace). */ -}}
+{{- define "co.leaseName" -}}{{ .Release.Name }}-{{ include "co.name" . }}{{- end -}}

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from urllib.parse import urlsplit
 
 import click
 import kopf
+from aiohttp import web
 
 from campaign_operator.executors.common import TrainerSettings
+from campaign_operator.kube.client import KubeClient, instance_identity
 
+from .leader import LeaderElector, Lease, Timing
 from .settings import OperatorConfig
 
 
@@ -72,7 +79,27 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--trainer-env", multiple=True, metavar="KEY=VALUE", help="Environment for trainers (repeatable)."
 )
-@click.option("--peering", default=None, help="kopf peering name (default: standalone, one replica).")
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=True,
+    show_default=True,
+    help="Only the holder of a Lease acts; other replicas wait as standbys (off: exactly one replica).",
+)
+@click.option(
+    "--leader-election-namespace",
+    default=None,
+    help="Namespace of the Lease (default: the pod's namespace, else 'default').",
+)
+@click.option(
+    "--leader-election-id", default="campaign-operator", show_default=True, help="The Lease's name."
+)
+@click.option(
+    "--leader-lease-seconds",
+    type=click.IntRange(min=5),
+    default=15,
+    show_default=True,
+    help="A standby takes over a Lease left unrenewed this long (the holder stops after 2/3 of it).",
+)
 @click.option("-v", "--verbose", is_flag=True)
 def main(
     namespaces: tuple[str, ...],
@@ -88,7 +115,10 @@ def main(
     trainer_cluster_role: str,
     trainer_image_pull_policy: str,
     trainer_env: tuple[str, ...],
-    peering: str | None,
+    leader_elect: bool,
+    leader_election_namespace: str | None,
+    leader_election_id: str,
+    leader_lease_seconds: int,
     verbose: bool,
 ) -> None:
     """Run the TrainingCampaign operator."""
@@ -113,16 +143,65 @@ def main(
     kopf.configure(verbose=verbose)
     from . import handlers  # noqa: F401  (registers the handlers in kopf's default registry)
 
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=list(namespaces),
-            standalone=peering is None,
-            peering_name=peering,
-            liveness_endpoint=liveness or None,
-            memo=kopf.Memo(config=config),
-        )
+    run = partial(
+        kopf.operator,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        standalone=True,  # one active replica through the Lease, not kopf's peering (which pauses all)
+        liveness_endpoint=liveness or None,
+        memo=kopf.Memo(config=config),
     )
+    if not leader_elect:
+        asyncio.run(run())
+        return
+    lease_ns = leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default"
+    lease = Lease(lease_ns, leader_election_id, Timing.for_lease(leader_lease_seconds))
+    if not asyncio.run(lead(run, config.kubeconfig, lease, liveness)):
+        raise SystemExit("lost the leader lease; exiting so that only one operator acts")
+
+
+async def lead(
+    run: Callable[..., Awaitable[None]], kubeconfig: str | None, lease: Lease, liveness: str
+) -> bool:
+    """Waits for the Lease, then runs kopf until it stops (True) or the Lease is lost (False)."""
+    client = await KubeClient.connect(kubeconfig)
+    elector = LeaderElector(client, lease, instance_identity())
+    try:
+        async with standby_health(liveness):
+            await elector.acquire()
+        lost = asyncio.Event()
+        renewing = asyncio.create_task(elector.hold(lost))
+        try:
+            await run(stop_flag=lost)
+        finally:
+            renewing.cancel()
+            if not lost.is_set():
+                await elector.release()
+        return not lost.is_set()
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def standby_health(liveness: str) -> AsyncIterator[None]:
+    """A standby is alive too: it answers the liveness probe until kopf takes the endpoint over."""
+    if not liveness:
+        yield
+        return
+    url = urlsplit(liveness)
+    app = web.Application()
+
+    async def alive(_: web.Request) -> web.Response:
+        return web.json_response({"standby": True})
+
+    app.router.add_get(url.path or "/", alive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, url.hostname, url.port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 if __name__ == "__main__":

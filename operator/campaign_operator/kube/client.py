@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -89,6 +90,16 @@ class ObjectRef:
     uid: str | None = None
 
 
+def instance_identity() -> str:
+    """Who this process is to the apiserver (Events' reportingInstance, the leader Lease's holder):
+    the pod's name in a cluster (POD_NAME from the downward API, else HOSTNAME, which kubelet sets
+    to it); elsewhere host and process, so two local operators are told apart too."""
+    pod = os.environ.get("POD_NAME") or (
+        os.environ.get("HOSTNAME") if os.environ.get("KUBERNETES_SERVICE_HOST") else None
+    )
+    return pod or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -96,10 +107,12 @@ def rfc3339(t: datetime) -> str:
 class KubeClient:
     """Async API client for campaigns, trials, RayJobs, events and secrets."""
 
-    def __init__(self, api: k8s.ApiClient, *, component: str = "campaign-operator"):
+    def __init__(
+        self, api: k8s.ApiClient, *, component: str = "campaign-operator", instance: str | None = None
+    ):
         self.api = api
         self.component = component
-        self.instance = os.environ.get("HOSTNAME", "local")
+        self.instance = instance or instance_identity()
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> KubeClient:

@@ -30,9 +30,12 @@ def operator_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Ca
             *operator_args(control_plane.kubeconfig_path, namespace, metrics_port, liveness_port),
             *extra,
         ]
+        # Each process is a pod of its own: a stable name (a restarted one takes its Lease back at
+        # once, as a restarted container does) and the test namespace's own Lease.
+        pod = {"POD_NAME": f"operator-{len(started)}", "POD_NAMESPACE": namespace}
         proc = OperatorProcess(
             args=args,
-            env={**os.environ, **control_plane.env(), **(env or {})},
+            env={**os.environ, **control_plane.env(), **pod, **(env or {})},
             log_path=tmp_path / f"operator-{len(started)}.log",
             metrics_port=metrics_port,
             liveness_port=liveness_port,
