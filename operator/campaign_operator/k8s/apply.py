@@ -176,8 +176,19 @@ class Applier:
         self.book.trials[trial.name] = trial
         self.book.status_keys[trial.name] = frozenset((created.get("status") or {}).keys())
 
+    def _planned(self, name: str) -> Trial | None:
+        """The trial an action of this plan is about, as this operator knows it. None when its create
+        found it there already (another writer, or this operator before a crash): the next
+        reconcile lists it as it is and plans again, rather than acting on a guess."""
+        trial = self.book.trials.get(name)
+        if trial is None:
+            log.info("trial %s was created by someone else meanwhile; the next reconcile plans it", name)
+        return trial
+
     async def launch(self, action: LaunchTrial) -> None:
-        trial = self.book.trials[action.name]
+        trial = self._planned(action.name)
+        if trial is None:
+            return
         now = self._now()
         try:
             ref = await self.executor.submit(trial, action.attempt)
@@ -194,7 +205,9 @@ class Applier:
     async def finish(self, action: FinishTrial) -> None:
         """The trial's end is recorded before its job is stopped: a job found stopped while its trial
         is still Running was stopped by someone else (lifecycle.outcomes), not by the product."""
-        trial = self.book.trials[action.name]
+        trial = self._planned(action.name)
+        if trial is None:
+            return
         new = finished(trial.status, action.state, action.reason, action.message, self._now())
         updated = await self.transition(trial, new)
         if action.stop_executor and updated is not None:
