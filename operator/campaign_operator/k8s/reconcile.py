@@ -30,7 +30,15 @@ from campaign_operator.executors.base import Executor
 from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.executors.kuberay import KubeRayExecutor, TrainerAccounts
 from campaign_operator.executors.rayjobs import RayJobsExecutor
-from campaign_operator.kube.client import ApiError, Conflict, KubeClient, NotFound, ObjectRef
+from campaign_operator.kube.client import (
+    RELISTS,
+    ApiError,
+    Conflict,
+    Expired,
+    KubeClient,
+    NotFound,
+    ObjectRef,
+)
 from campaign_operator.lifecycle import finished
 from campaign_operator.planner import plan
 from campaign_operator.planner.conditions import set_condition
@@ -168,6 +176,14 @@ class Reconciler:
         return Outcome(result.requeue_after, status.state.value, len(result.actions))
 
     async def _observe(self, namespace: str, name: str) -> TrialBook:
+        """The campaign's Trials from one consistent list, listed again if it expired (410 Gone)."""
+        for _ in range(RELISTS - 1):
+            with contextlib.suppress(Expired):
+                return await self._observe_once(namespace, name)
+            log.info("the list of %s's trials expired between pages: listing again", name)
+        return await self._observe_once(namespace, name)
+
+    async def _observe_once(self, namespace: str, name: str) -> TrialBook:
         book = TrialBook()
         async for page in self.client.trial_pages(namespace, name):
             for item in page:

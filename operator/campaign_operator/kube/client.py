@@ -35,6 +35,7 @@ RAY_GROUP, RAY_VERSION, RAYJOBS, RAYCLUSTERS = "ray.io", "v1", "rayjobs", "raycl
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 RETRIES = 6
+RELISTS = 3
 LIST_PAGE = 500  # pages keep the peak memory of a 10,000-trial list bounded
 
 
@@ -52,6 +53,11 @@ class AlreadyExists(ApiError):
     pass
 
 
+class Expired(ApiError):
+    """410 Gone: a list's continue token (or a watch's resourceVersion) is older than etcd keeps;
+    the list must start over from a fresh snapshot."""
+
+
 class Conflict(ApiError):
     """A precondition failed (resourceVersion, or a JSON-patch `test`): someone else wrote first."""
 
@@ -61,6 +67,8 @@ def _error(e: ApiException) -> ApiError:
     status = int(e.status or 0)
     if status == 404:
         return NotFound(status, str(e.reason), body)
+    if status == 410:
+        return Expired(status, str(e.reason), body)
     if status == 409 and "AlreadyExists" in body:
         return AlreadyExists(status, str(e.reason), body)
     # A stale resourceVersion answers 409 Conflict; a JSON patch that no longer applies (a `test`
@@ -191,6 +199,8 @@ class KubeClient:
     async def list_pages(
         self, group: str, version: str, plural: str, namespace: str, label_selector: str | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of one consistent snapshot. Raises Expired when the snapshot expired between pages
+        (a long list on a busy etcd): what was yielded is stale, the caller lists again."""
         query: dict[str, str | int] = {"limit": LIST_PAGE}
         if label_selector:
             query["labelSelector"] = label_selector
@@ -204,6 +214,15 @@ class KubeClient:
 
     async def list_objects(
         self, group: str, version: str, plural: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        for _ in range(RELISTS - 1):
+            with suppress(Expired):
+                return await self._list_once(group, version, plural, namespace, label_selector)
+            log.info("list of %s in %s expired between pages: listing again", plural, namespace)
+        return await self._list_once(group, version, plural, namespace, label_selector)
+
+    async def _list_once(
+        self, group: str, version: str, plural: str, namespace: str, label_selector: str | None
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         async for page in self.list_pages(group, version, plural, namespace, label_selector):
