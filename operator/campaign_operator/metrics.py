@@ -60,6 +60,12 @@ RECONCILE_SECONDS = Histogram(
 RECONCILE_ERRORS = Counter(
     f"{PREFIX}_reconcile_errors", "Reconciles that ended in an unexpected error", ["namespace", "campaign"]
 )
+API_REQUESTS = Counter(
+    f"{PREFIX}_operator_api_requests",
+    "Kubernetes API requests of the operator's client by verb and resource (a reconcile that changes"
+    " nothing makes reads only; the leader Lease is renewed every few seconds)",
+    ["verb", "resource"],
+)
 
 _seen_finished: dict[tuple[str, str], set[str]] = {}
 _phases: dict[tuple[str, str], set[tuple[str, str]]] = {}

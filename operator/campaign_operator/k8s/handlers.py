@@ -26,6 +26,7 @@ from campaign_operator.lifecycle.wire import CAMPAIGNS, GROUP, TRIALS, VERSION
 from campaign_operator.planner.trials import LABEL_CAMPAIGN
 
 from . import settings as _settings  # noqa: F401  (registers the startup/cleanup handlers)
+from .drain import to_the_end
 from .reconcile import Reconciler
 
 SETTLE_SECONDS = 0.2
@@ -78,7 +79,7 @@ async def reconcile_campaign(
                 return
             generations[key] = snapshot["metadata"].get("generation")
             try:
-                outcome = await reconciler.reconcile(snapshot)
+                outcome = await to_the_end(reconciler.reconcile(snapshot))  # SIGTERM: drain.py
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # one campaign's trouble never takes the operator down

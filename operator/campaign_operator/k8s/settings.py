@@ -16,6 +16,7 @@ from campaign_operator.api.base import GROUP
 from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.kube.client import KubeClient
 
+from .drain import drain
 from .reconcile import Reconciler
 
 ANNOTATION_PREFIX = "campaign-operator.io"
@@ -90,6 +91,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: An
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    await drain()  # reconciles in progress finish their plans with the client still open
     if "http" in memo:
         await memo["http"].close()
     if "client" in memo:

@@ -25,6 +25,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from campaign_operator import metrics
 from campaign_operator.lifecycle.retry import RETRY_STATUSES, backoff_delays, retry_after
 from campaign_operator.lifecycle.wire import CAMPAIGNS, GROUP, TRIALS, VERSION
 
@@ -98,6 +99,15 @@ class ObjectRef:
     uid: str | None = None
 
 
+def resource_of(path: str) -> str:
+    """The resource a request path names: `trials`, `trials/status`, `leases`, ... (a bounded label)."""
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    at = parts.index("namespaces") + 2 if "namespaces" in parts else (2 if parts[:1] == ["api"] else 3)
+    if at >= len(parts):  # a namespace itself, or a cluster-wide collection
+        return "namespaces" if "namespaces" in parts else parts[-1]
+    return "/".join([parts[at], *parts[at + 2 : at + 3]])
+
+
 def instance_identity() -> str:
     """Who this process is to the apiserver (Events' reportingInstance, the leader Lease's holder):
     the pod's name in a cluster (POD_NAME from the downward API, else HOSTNAME, which kubelet sets
@@ -158,6 +168,7 @@ class KubeClient:
         attempt = 0
         delays = backoff_delays(retries + 1)
         while True:
+            metrics.API_REQUESTS.labels(method, resource_of(path)).inc()
             try:
                 return await self.api.call_api(
                     path,
