@@ -92,6 +92,10 @@ def comparable(status: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in status.items() if k not in CLOCKS}
     ref = out.pop("executorRef", None)
     out["executorRef.attempt"] = ref and ref["attempt"]
+    if ref and isinstance(out.get("message"), str):
+        # The job's own name differs by design: from the Trial's uid on a cluster (names repeat across
+        # namespaces), from the trial's name under the embedded runner (its Ray is its own).
+        out["message"] = out["message"].replace(ref["name"], "<job>")
     return out
 
 
