@@ -16,7 +16,7 @@ import pytest
 
 from .opkit import GROUP_PATH, RAY_PATH, AddedRecorder, FakeKubeRay, Kube, OperatorProcess, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 LEASE_S = 6
 FAST_LEASE = ("--leader-lease-seconds", str(LEASE_S))  # renew deadline 4 s, retry 1 s

@@ -10,7 +10,7 @@ import pytest
 
 from .opkit import GROUP_PATH, RAY_PATH, AddedRecorder, FakeKubeRay, Kube, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 FLAKY = {1, 5}  # these trials of phase a fail their first attempt and are retried once
 
