@@ -531,8 +531,16 @@ def test_kueue_admits_queued_trials_within_quota_in_phase_priority_order(
         return len(recorder.rayjobs) == 4
 
     wait_for(all_queued, 300, f"four RayJobs in Kueue's queue\n{diagnostics(cluster, ns)}", 1)
-    waiting = [t for t in kube.trials(ns, "queued") if (t["status"] or {}).get("reason") == "Suspended"]
-    assert waiting, "trials beyond the GPU quota wait suspended, with a reason"
+
+    def waiting() -> list[dict[str, Any]]:  # once the operator's next reconcile has seen Kueue hold them
+        return [t for t in kube.trials(ns, "queued") if (t.get("status") or {}).get("reason") == "Suspended"]
+
+    wait_for(
+        waiting,
+        120,
+        f"trials beyond the GPU quota wait suspended, with a reason\n{diagnostics(cluster, ns)}",
+        1,
+    )
     c = wait_campaign_done(kube, cluster, ns, "queued", 900)
     assert c["status"]["state"] == "Succeeded", c["status"]
     trials = kube.trials(ns, "queued")
