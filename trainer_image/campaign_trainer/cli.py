@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from campaign_operator.api.common import Mode, Objective
+from campaign_operator.lifecycle.bounds import watched_metrics
 from campaign_trainer.config import best_effort_name, parse_trial
 from campaign_trainer.outcome import failure
 from campaign_trainer.reporters import (
@@ -71,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_TRIAL_FAILED
     specs = args.reporter or ["stdout"]
     objective = Objective(metric=cfg.objective_metric, mode=Mode(cfg.objective_mode))
-    reporters: list[Reporter] = [make_reporter(s, cfg.name, cfg.namespace, objective) for s in specs]
+    watched = watched_metrics(cfg.stop_rules, cfg.early_stopping)
+    reporters: list[Reporter] = [make_reporter(s, cfg.name, cfg.namespace, objective, watched) for s in specs]
     for r in reporters:
         if isinstance(r, KubernetesReporter):
             r.preflight()

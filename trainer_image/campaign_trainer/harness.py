@@ -31,7 +31,7 @@ import torch
 
 from campaign_operator.api.common import TrialState
 from campaign_operator.lifecycle.outcomes import NON_FINITE_LOSS
-from campaign_operator.lifecycle.transitions import is_better
+from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE, is_better, metrics_unavailable
 from campaign_trainer import checkpoints, stoprules
 from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
 from campaign_trainer.metrics import scalar_metrics
@@ -297,6 +297,9 @@ def _callback_state(path: str) -> dict[str, Any] | None:
 def _outcome(cfg: TrialConfig, cb: CampaignCallback, resumed_from: int | None) -> Outcome:
     last: dict[str, Any] = cb.history[-1] if cb.history else {"epoch": 0, "metrics": {}}
     d = cb.decision
+    if d is None and cb.best is None:  # trained, but the objective never had a finite value
+        message = metrics_unavailable(cfg.objective_metric, int(last["epoch"]), last["metrics"])
+        d = stoprules.StopDecision(TrialState.FAILED, METRICS_UNAVAILABLE, message, int(last["epoch"]))
     return Outcome(
         trial=cfg.name,
         state=d.state if d else "Succeeded",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from campaign_operator.api.trial import HISTORY_LIMIT
-from campaign_operator.lifecycle.transitions import bounded
+from campaign_operator.lifecycle.bounds import bounded
 from campaign_operator.lifecycle.wire import finite_metrics
 
 __all__ = [

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
@@ -27,7 +28,8 @@ import yaml
 
 from campaign_operator.api.common import Objective
 from campaign_operator.api.trial import TrialStatus
-from campaign_operator.lifecycle import epoch_reported, retry, wire
+from campaign_operator.lifecycle import epoch_reported, outcome_reported, retry, wire
+from campaign_operator.lifecycle.bounds import METRICS_DROPPED
 from campaign_trainer.outcome import Outcome
 
 if TYPE_CHECKING:  # the client costs ~0.7 s to import: only the Kubernetes reporter loads it
@@ -116,7 +118,14 @@ class NullReporter:
 # --- Kubernetes ----------------------------------------------------------------------------------
 
 
-MEASURED = {"epoch", "metrics", "history", "best"}
+MEASURED = {"epoch", "metrics", "history", "best", "warnings"}
+VERDICT = MEASURED | {"state", "reason", "message", "checkpoint", "completionTime"}
+
+
+def _fields(status: TrialStatus, fields: set[str]) -> dict[str, Any]:
+    # No warnings is no key (a merge patch then removes an earlier list), not an empty list.
+    wire_form = status.model_dump(by_alias=True, mode="json")
+    return {k: v for k, v in wire_form.items() if k in fields and not (k == "warnings" and not v)}
 
 
 def epoch_patch(before: TrialStatus, after: TrialStatus) -> dict[str, Any]:
@@ -127,12 +136,36 @@ def epoch_patch(before: TrialStatus, after: TrialStatus) -> dict[str, Any]:
     No ``state``, ``attempt`` or ``startTime``: the lifecycle belongs to the shell that launched the
     attempt, and a late epoch report must not bring a trial it has already stopped back to Running.
     """
-    old, new = (s.model_dump(by_alias=True, mode="json", include=MEASURED) for s in (before, after))
-    return {"status": wire.replacing(old, new)}
+    return {"status": wire.replacing(_fields(before, MEASURED), _fields(after, MEASURED))}
 
 
 def outcome_patch(outcome: Outcome) -> dict[str, Any]:
+    """The verdict as the trainer states it (`Outcome.to_status`), unbounded and unjudged: what an
+    older trainer sent. The Kubernetes reporter sends `verdict_patch`."""
     return {"status": outcome.to_status()}
+
+
+def verdict_patch(
+    before: TrialStatus | None,
+    outcome: Outcome,
+    objective: Objective,
+    watched: Sequence[str] = (),
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """JSON merge patch for the trainer's verdict: the lifecycle's `outcome_reported` over the status
+    the reporter knows, as the embedded runner folds the same outcome line, so the Trial gets the same
+    bounded status (at most METRICS_LIMIT metrics per report, a history within the byte bound) and a
+    success without the objective metric is Failed/MetricsUnavailable. The completion time is the
+    trainer's stamp. `before` None (the status could not be read): only what the verdict says is
+    sent, so a merge patch keeps what an earlier attempt reported."""
+    said = outcome.to_status()
+    after = outcome_reported(before or TrialStatus(), said, now or datetime.now(UTC), objective, watched)
+    new = _fields(after, VERDICT)
+    if said.get("completionTime"):
+        new["completionTime"] = said["completionTime"]
+    if before is None:
+        return {"status": {k: v for k, v in new.items() if k in said or k == "warnings"}}
+    return {"status": wire.replacing(_fields(before, VERDICT), new)}
 
 
 RETRY_STATUSES = retry.RETRY_STATUSES | {409}  # a status write racing another writer
@@ -286,7 +319,9 @@ class KubernetesReporter:
     timeout_s: float = 10.0
     backoff_base_s: float = 0.5
     objective: Objective = field(default_factory=Objective)
-    """Ranks the epochs for ``best``, as the shells do."""
+    """Ranks the epochs for ``best``, as the shells do, and is kept first of a report's metrics."""
+    watched: tuple[str, ...] = ()
+    """The stop rules' and early stopping's metrics (`bounds.watched_metrics`): kept next."""
     _status: TrialStatus | None = field(default=None, repr=False)
     _api: CustomObjectsApi | None = field(default=None, repr=False)
     _config: Configuration | None = field(default=None, repr=False)
@@ -364,24 +399,30 @@ class KubernetesReporter:
         with self._lock:
             self._request("get", None, self.attempts, must_land=True)
 
-    def _seed(self) -> TrialStatus:
-        # A resumed or retried trial continues what the apiserver holds (epochs it repeats are replaced).
+    def _seed(self) -> TrialStatus | None:
+        """What the apiserver holds (a resumed or retried trial continues it: epochs it repeats are
+        replaced); None when it cannot be read."""
         current = self._request("get", None, 3)
-        status = current.get("status") if isinstance(current, dict) else None
+        if not isinstance(current, dict):
+            return None
         try:
-            return TrialStatus.model_validate(status or {})
+            return TrialStatus.model_validate(current.get("status") or {})
         except ValueError:  # unreadable: start afresh rather than not report
             return TrialStatus()
 
     def report_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         with self._lock:
-            seen = self._status if self._status is not None else self._seed()
-            self._status = epoch_reported(seen, epoch, metrics, self.objective)
+            seen = self._status or self._seed() or TrialStatus()
+            self._status = epoch_reported(seen, epoch, metrics, self.objective, self.watched)
+            _log_drops(self.target, seen, self._status)
             self._request("patch", epoch_patch(seen, self._status), self.attempts)
 
     def report_outcome(self, outcome: Outcome) -> None:
+        """The verdict through the lifecycle's `outcome_reported` (`verdict_patch`): bounded, and a
+        success without the objective metric is recorded as the failure it is."""
         with self._lock:
-            self._request("patch", outcome_patch(outcome), self.outcome_attempts, must_land=True)
+            body = verdict_patch(self._status or self._seed(), outcome, self.objective, self.watched)
+            self._request("patch", body, self.outcome_attempts, must_land=True)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -395,8 +436,20 @@ class KubernetesReporter:
         self._lock = threading.Lock()
 
 
+def _log_drops(target: str, before: TrialStatus, after: TrialStatus) -> None:
+    """One log line when a report first drops metrics (the status's warning says it every epoch)."""
+    had = any(w.reason == METRICS_DROPPED for w in before.warnings)
+    drop = next((w for w in after.warnings if w.reason == METRICS_DROPPED), None)
+    if drop is not None and not had:
+        log.warning("%s: %s", target, drop.message)
+
+
 def make_reporter(
-    spec: str, trial: str, namespace: str = "default", objective: Objective | None = None
+    spec: str,
+    trial: str,
+    namespace: str = "default",
+    objective: Objective | None = None,
+    watched: Sequence[str] = (),
 ) -> Reporter:
     """``jsonl:PATH`` | ``stdout`` | ``kubernetes`` (in-cluster config, else KUBECONFIG) | ``none``."""
     if spec.startswith("jsonl:"):
@@ -405,7 +458,11 @@ def make_reporter(
         return StdoutReporter(trial)
     if spec in ("kubernetes", "k8s"):
         return KubernetesReporter(
-            trial, namespace, ClusterConnection.detect(), objective=objective or Objective()
+            trial,
+            namespace,
+            ClusterConnection.detect(),
+            objective=objective or Objective(),
+            watched=tuple(watched),
         )
     if spec == "none":
         return NullReporter()

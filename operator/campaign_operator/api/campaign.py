@@ -15,6 +15,7 @@ from .common import (
     Condition,
     DatasetSpec,
     EarlyStopping,
+    MetricName,
     Mode,
     NodePool,
     Objective,
@@ -24,6 +25,10 @@ from .common import (
 from .meta import ObjectMeta
 
 DEFAULT_MAX_TRIALS = 10_000
+BEST_METRICS_LIMIT = 16
+"""Most metrics status.phases[].best keeps of its trial's best epoch: the ranking metric, then the
+metrics the campaign's gates and `when`s name, then by name. Gates and `when` still read every
+metric the best Trial's status holds; the rest is in that Trial (kubectl get trial NAME -o yaml)."""
 
 # The values of one sweep dimension. Bounded so the apiserver can cost the CRD's CEL rules.
 Values = Annotated[list[Any], Field(min_length=1, max_length=10_000)]
@@ -150,7 +155,7 @@ class Promotion(ApiModel):
 
     phase: PhaseName
     """The earlier phase (must also be listed in dependsOn)."""
-    metric: str | None = None
+    metric: MetricName | None = None
     """Ranking metric; default: that phase's objective."""
     mode: Mode | None = None
     """min or max; default: that phase's objective mode."""
@@ -497,8 +502,15 @@ class BestTrial(ApiModel):
     """Its value at the trial's best epoch."""
     parameters: dict[str, Any] = Field(default_factory=dict)
     """The trial's final hyperparameters."""
-    metrics: dict[str, float] = Field(default_factory=dict)
-    """All of the trial's metrics at its best epoch."""
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        json_schema_extra={"maxProperties": BEST_METRICS_LIMIT},
+        description=(
+            f"At most {BEST_METRICS_LIMIT} of the trial's metrics at its best epoch: the ranking metric,"
+            " then those the campaign's gates and `when` expressions name, then by name (all of them are"
+            " in the Trial's status.best)."
+        ),
+    )
 
 
 class PhaseStatus(ApiModel):

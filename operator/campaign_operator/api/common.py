@@ -34,6 +34,16 @@ def task_metrics(task: str) -> tuple[str, ...] | None:
     return TASK_METRICS.get(task)
 
 
+METRICS_LIMIT = 64
+"""Most metrics one report keeps in a Trial's status (its latest metrics, each history epoch, its
+best epoch): the objective first, then the stop rules' and early stopping's metrics, then those the
+status held before, then the rest by name. What a report drops is named in status.warnings."""
+METRIC_NAME_MAX_LENGTH = 128
+"""Longest metric name a Trial's status keeps (a longer one is dropped, never cut: a cut name could
+collide with another); the metric names a manifest sets are bounded the same way."""
+MetricName = Annotated[str, Field(min_length=1, max_length=METRIC_NAME_MAX_LENGTH)]
+
+
 class Mode(StrEnum):
     MIN = "min"
     MAX = "max"
@@ -42,8 +52,9 @@ class Mode(StrEnum):
 class Objective(ApiModel):
     """The metric that ranks trials: it picks each phase's best trial and drives promotion."""
 
-    metric: str = Field("val_loss", min_length=1)
-    """Name of a metric the trainer reports, e.g. val_loss, r2, sharpe."""
+    metric: str = Field("val_loss", min_length=1, max_length=METRIC_NAME_MAX_LENGTH)
+    """Name of a metric the trainer reports, e.g. val_loss, r2, sharpe. A trial that succeeds
+    without ever reporting a finite value of it ends Failed/MetricsUnavailable."""
     mode: Mode = Mode.MIN
     """min: lower is better; max: higher is better."""
 
@@ -114,7 +125,7 @@ class StopAction(StrEnum):
 class StopRule(ApiModel):
     """Ends a trial early when a reported metric crosses a threshold (e.g. variance collapse)."""
 
-    metric: str = Field(min_length=1)
+    metric: MetricName
     """Metric to watch, e.g. variance_ratio."""
     comparison: Comparison
     """How the metric is compared with the threshold; the rule fires when `metric <comparison> threshold`."""
@@ -135,7 +146,7 @@ class StopRule(ApiModel):
 class EarlyStopping(ApiModel):
     """Patience-based early stopping: a trial that stops improving ends as Succeeded/EarlyStopped."""
 
-    metric: str = Field(min_length=1)
+    metric: MetricName
     """Metric that must keep improving, e.g. r2."""
     mode: Mode = Mode.MIN
     """min or max: the direction of improvement."""
@@ -430,5 +441,7 @@ class MetricPoint(ApiModel):
 
     epoch: int = Field(ge=0)
     """The epoch (counting from 1)."""
-    metrics: dict[str, float] = Field(default_factory=dict)
-    """Metric name -> value at that epoch."""
+    metrics: dict[str, float] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": METRICS_LIMIT}
+    )
+    """Metric name -> value at that epoch (bounded as status.metrics)."""

@@ -11,8 +11,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import DNS_LABEL, ApiModel, BoundedText, CelRule
+from .base import CAMEL_CASE, DNS_LABEL, ApiModel, BoundedText, CelRule
 from .common import (
+    METRIC_NAME_MAX_LENGTH,
+    METRICS_LIMIT,
     TASK_PATTERN,
     DatasetSpec,
     EarlyStopping,
@@ -27,6 +29,19 @@ from .meta import ObjectMeta
 
 HISTORY_LIMIT = 100
 """Most epochs kept in status.history (older ones are thinned out, first and last always kept)."""
+STATUS_BYTES_LIMIT = 128 * 1024
+"""Most bytes a Trial's status takes as JSON: beyond it the history is thinned further (the same way,
+first and last epoch kept). With every other field bounded (METRICS_LIMIT metrics of at most
+METRIC_NAME_MAX_LENGTH characters per report, bounded strings, WARNINGS_LIMIT warnings) a Trial stays
+about a tenth of etcd's 1.5 MiB object limit, whatever its trainer reports."""
+WARNINGS_LIMIT = 4
+"""Most entries in status.warnings (one per reason, the latest kept)."""
+
+_BOUNDED_METRICS = (
+    f"at most {METRICS_LIMIT} (the objective first, then the stop rules' and early stopping's metrics,"
+    " then those held before, then by name), names of at most"
+    f" {METRIC_NAME_MAX_LENGTH} characters; what a report drops is named in warnings"
+)
 
 
 class Scheduling(ApiModel):
@@ -88,8 +103,11 @@ class BestEpoch(ApiModel):
 
     epoch: int = Field(ge=0)
     """The epoch (counting from 1)."""
-    metrics: dict[str, float] = Field(default_factory=dict)
-    """Every metric at that epoch."""
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        json_schema_extra={"maxProperties": METRICS_LIMIT},
+        description=f"The metrics at that epoch: {_BOUNDED_METRICS}.",
+    )
 
 
 class ExecutorRef(ApiModel):
@@ -103,6 +121,18 @@ class ExecutorRef(ApiModel):
     """The RayJob's namespace (kuberay)."""
     attempt: int = 1
     """The attempt this job runs."""
+
+
+class TrialWarning(ApiModel):
+    """Something the status could not hold as reported (the trial itself went on)."""
+
+    reason: str = Field(pattern=CAMEL_CASE, max_length=64)
+    """MetricsDropped (a report had more metrics, or longer names, than the status keeps) or
+    HistoryTrimmed (the history was thinned below its count bound to stay within the byte bound)."""
+    message: BoundedText
+    """How many were dropped and which (the first few names), or how many epochs the history keeps."""
+    epoch: int = Field(0, ge=0)
+    """The latest epoch it happened at."""
 
 
 class TrialStatus(ApiModel):
@@ -120,12 +150,25 @@ class TrialStatus(ApiModel):
     """Attempts started so far (0: never launched)."""
     epoch: int = Field(0, ge=0)
     """The last epoch reported (0: none yet)."""
-    metrics: dict[str, float] = Field(default_factory=dict)
-    """Latest epoch's metrics."""
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        json_schema_extra={"maxProperties": METRICS_LIMIT},
+        description=f"Latest epoch's metrics: {_BOUNDED_METRICS}.",
+    )
     best: BestEpoch | None = None
     """Best epoch by the trial's objective."""
-    history: list[MetricPoint] = Field(default_factory=list, max_length=HISTORY_LIMIT)
-    """Metrics per epoch; beyond the bound older epochs are thinned out (the first and last kept)."""
+    history: list[MetricPoint] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=(
+            "Metrics per epoch; beyond the bound older epochs are thinned out (the first and last kept),"
+            f" and further while the whole status would take more than {STATUS_BYTES_LIMIT // 1024} KiB"
+            " as JSON (a HistoryTrimmed warning says how many epochs it keeps)."
+        ),
+    )
+    warnings: list[TrialWarning] = Field(default_factory=list, max_length=WARNINGS_LIMIT)
+    """What the status could not hold as reported: dropped metrics (MetricsDropped), a history
+    thinned to fit the status's byte bound (HistoryTrimmed). One per reason, the latest kept."""
     executor_ref: ExecutorRef | None = None
     """The job of the current or last attempt."""
     checkpoint: str | None = None

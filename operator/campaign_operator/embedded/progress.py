@@ -13,6 +13,7 @@ from typing import Any
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
 from campaign_operator.lifecycle import epoch_reported, outcome_reported
+from campaign_operator.lifecycle.bounds import watched_metrics
 from campaign_operator.lifecycle.wire import EPOCH, OUTCOME
 
 
@@ -20,16 +21,17 @@ def apply_lines(trial: Trial, attempt: int, lines: list[dict[str, Any]], now: da
     """Applies lines of `attempt` to a Running trial; a trial that already ended ignores them
     (e.g. the planner stopped it and the trainer's last words arrive late)."""
     status = trial.status
+    spec = trial.spec
+    watched = watched_metrics(spec.stop_rules, spec.early_stopping)
     for line in lines:
         if status.state != TrialState.RUNNING or status.attempt != attempt:
             break
         kind = line.get("type")
         if kind == EPOCH:
-            status = epoch_reported(
-                status, int(line.get("epoch", 0)), line.get("metrics") or {}, trial.spec.objective
-            )
+            epoch, metrics = int(line.get("epoch", 0)), line.get("metrics") or {}
+            status = epoch_reported(status, epoch, metrics, spec.objective, watched)
         elif kind == OUTCOME:
-            status = outcome_reported(status, line.get("status") or {}, now)
+            status = outcome_reported(status, line.get("status") or {}, now, spec.objective, watched)
     if status is trial.status:
         return trial
     return trial.model_copy(update={"status": status})

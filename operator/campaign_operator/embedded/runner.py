@@ -28,6 +28,7 @@ from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.executors.base import BatchExecutor, Completion
 from campaign_operator.lifecycle import finished, job_ended, launched, outcome_reported
+from campaign_operator.lifecycle.bounds import watched_metrics
 from campaign_operator.lifecycle.outcomes import executor_error
 from campaign_operator.lifecycle.wire import parse_lines, progress_path
 from campaign_operator.planner import CreateTrial, EmitEvent, FinishTrial, LaunchTrial, plan
@@ -163,7 +164,9 @@ class Runner:
         if trial.status.state != TrialState.RUNNING:
             return
         if done.outcome is not None:
-            status = outcome_reported(trial.status, done.outcome, self.clock())
+            spec = trial.spec
+            watched = watched_metrics(spec.stop_rules, spec.early_stopping)
+            status = outcome_reported(trial.status, done.outcome, self.clock(), spec.objective, watched)
         else:
             failure = done.failure or executor_error(RuntimeError("the attempt ended without an outcome"))
             status = job_ended(trial.status, failure, self.clock())

@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
+from campaign_operator.api.base import MESSAGE_BUDGET
+from campaign_operator.api.base import bounded as bounded_text
 from campaign_operator.api.common import MetricPoint, Mode, Objective, TrialState
-from campaign_operator.api.trial import HISTORY_LIMIT, BestEpoch, ExecutorRef, TrialStatus
+from campaign_operator.api.trial import BestEpoch, ExecutorRef, TrialStatus
 
+from .bounds import bounded, dropped_warning, fit, select_metrics, warned
 from .outcomes import JobOutcome
 from .wire import finite_metrics
 
@@ -23,30 +26,13 @@ LATE_S = 5.0
 """An outcome read this much later than the trainer stamped it keeps the trainer's stamp."""
 LAUNCHED = "Launched"
 COMPLETED = "Completed"
-
-T = TypeVar("T")
+METRICS_UNAVAILABLE = "MetricsUnavailable"
+"""A trial that finished (its trainer said Succeeded) without ever reporting a finite value of its
+objective metric: Failed, as Katib's MetricsUnavailable, and counted in the phase's failure rate. Not
+retried: the same task with the same parameters reports the same metric names again."""
 
 
 # -- the trainer/shell contract on measurements ----------------------------------------------------
-def thin_indices(n: int, limit: int) -> list[int]:
-    """Which of `n` history entries to keep, at most `limit`: the newest half dense, the older ones
-    evenly thinned; the first and the last entry always kept (the API's documented contract)."""
-    if n <= limit:
-        return list(range(n))
-    if limit < 2:
-        return [n - 1][:limit]
-    recent = limit // 2
-    older = limit - recent  # slots for entries 0 .. n-recent-1, evenly spaced, first included
-    span = n - recent
-    picks = {round(i * (span - 1) / max(1, older - 1)) for i in range(older)}
-    return sorted(picks) + list(range(span, n))
-
-
-def bounded(history: Sequence[T], limit: int = HISTORY_LIMIT) -> list[T]:
-    """At most `limit` entries of a history, chosen by `thin_indices`."""
-    return [history[i] for i in thin_indices(len(history), limit)]
-
-
 def is_better(value: float, than: float | None, mode: Mode | str) -> bool:
     """Strictly better by the objective's mode (a tie keeps the earlier epoch; NaN never is)."""
     if math.isnan(value):
@@ -85,11 +71,20 @@ def launched(status: TrialStatus, attempt: int, ref: ExecutorRef, now: datetime)
 
 
 def epoch_reported(
-    status: TrialStatus, epoch: int, metrics: Mapping[str, Any], objective: Objective
+    status: TrialStatus,
+    epoch: int,
+    metrics: Mapping[str, Any],
+    objective: Objective,
+    watched: Sequence[str] = (),
 ) -> TrialStatus:
     """The trainer finished an epoch. A resumed attempt repeats the epochs after its checkpoint:
-    the newer report replaces them (and a best epoch among them)."""
-    clean = finite_metrics(metrics)
+    the newer report replaces them (and a best epoch among them).
+
+    Bounded (`bounds`): at most METRICS_LIMIT metrics, the objective and the `watched` ones (the
+    stop rules' metrics) first; what is dropped is named in a MetricsDropped warning; the history
+    is thinned to stay within the status's byte bound."""
+    finite = finite_metrics(metrics)
+    clean, dropped = select_metrics(finite, (objective.metric, *watched), status.metrics.keys())
     history = bounded(
         [p for p in status.history if p.epoch < epoch] + [MetricPoint(epoch=epoch, metrics=clean)]
     )
@@ -99,43 +94,95 @@ def epoch_reported(
         best = best_of(history, objective)
     elif value is not None and is_better(value, best.metrics.get(objective.metric), objective.mode):
         best = BestEpoch(epoch=epoch, metrics=clean)
-    return status.model_copy(update={"epoch": epoch, "metrics": clean, "history": history, "best": best})
+    new = status.model_copy(update={"epoch": epoch, "metrics": clean, "history": history, "best": best})
+    if dropped:
+        new = warned(new, dropped_warning(epoch, len(finite), dropped))
+    return fit(new)
 
 
-def outcome_reported(status: TrialStatus, outcome: Mapping[str, Any], now: datetime) -> TrialStatus:
+def outcome_reported(
+    status: TrialStatus,
+    outcome: Mapping[str, Any],
+    now: datetime,
+    objective: Objective,
+    watched: Sequence[str] = (),
+) -> TrialStatus:
     """The trainer's verdict (its outcome in status wire form); a non-terminal or unknown state is
-    a failure. The shell's own fields (attempt, start time, executor) stay."""
+    a failure, and so is a success without the objective metric (MetricsUnavailable). The shell's
+    own fields (attempt, start time, executor) stay. Bounded as `epoch_reported`."""
     try:
         state = TrialState(str(outcome.get("state")))
     except ValueError:
         state = TrialState.FAILED
     if not state.is_terminal:
         state = TrialState.FAILED
+    first = (objective.metric, *watched)
+
+    def kept(metrics: Any) -> dict[str, float]:
+        return select_metrics(finite_metrics(metrics), first, status.metrics.keys())[0]
+
     update: dict[str, Any] = {
         "state": state,
         "reason": str(outcome.get("reason") or (COMPLETED if state == TrialState.SUCCEEDED else "Unknown")),
         "message": str(outcome.get("message") or ""),
         "completion_time": _completion(outcome.get("completionTime"), now),
     }
+    dropped: tuple[int, list[str]] | None = None
     if "epoch" in outcome:  # an attempt that died before its first epoch measured nothing
         update["epoch"] = int(outcome["epoch"] or 0)
-        update["metrics"] = finite_metrics(outcome.get("metrics")) or status.metrics
+        finite = finite_metrics(outcome.get("metrics"))
+        metrics, names = select_metrics(finite, first, status.metrics.keys())
+        update["metrics"] = metrics or status.metrics
+        dropped = (len(finite), names) if names else None
     history = [
-        MetricPoint(epoch=int(h.get("epoch", 0)), metrics=finite_metrics(h.get("metrics")))
+        MetricPoint(epoch=int(h.get("epoch", 0)), metrics=kept(h.get("metrics")))
         for h in outcome.get("history") or []
         if isinstance(h, Mapping)
     ]
     if history:  # a resumed attempt's history may start at the resume point: earlier epochs stay
-        first = history[0].epoch
-        update["history"] = bounded([p for p in status.history if p.epoch < first] + history)
+        first_epoch = history[0].epoch
+        update["history"] = bounded([p for p in status.history if p.epoch < first_epoch] + history)
     best = outcome.get("best")
     if isinstance(best, Mapping):
-        update["best"] = BestEpoch(
-            epoch=int(best.get("epoch", 0)), metrics=finite_metrics(best.get("metrics"))
-        )
+        update["best"] = BestEpoch(epoch=int(best.get("epoch", 0)), metrics=kept(best.get("metrics")))
     if outcome.get("checkpoint"):
         update["checkpoint"] = str(outcome["checkpoint"])
-    return status.model_copy(update=update)
+    new = status.model_copy(update=update)
+    if dropped is not None:
+        new = warned(new, dropped_warning(new.epoch, *dropped))
+    if new.state == TrialState.SUCCEEDED and not reported_objective(new, objective):
+        new = new.model_copy(
+            update={
+                "state": TrialState.FAILED,
+                "reason": METRICS_UNAVAILABLE,
+                "message": metrics_unavailable(objective.metric, new.epoch, new.metrics),
+            }
+        )
+    return fit(new)
+
+
+def reported_objective(status: TrialStatus, objective: Objective) -> bool:
+    """Whether any epoch the status holds has a (finite) value of the objective metric."""
+    m = objective.metric
+    return (
+        (status.best is not None and m in status.best.metrics)
+        or m in status.metrics
+        or any(m in p.metrics for p in status.history)
+    )
+
+
+def metrics_unavailable(metric: str, epochs: int, reported: Mapping[str, Any] | Sequence[str]) -> str:
+    """The MetricsUnavailable message: which metric is missing, and what was reported instead."""
+    names = sorted(reported)
+    shown = ", ".join(bounded_text(k, 40) for k in names[:8]) + (
+        f" and {len(names) - 8} more" if len(names) > 8 else ""
+    )
+    said = f"it reported {shown}" if names else "it reported no metrics"
+    return bounded_text(
+        f"the trainer finished ({epochs} epochs) but never reported a finite value of the objective"
+        f" metric {metric}; {said}: check spec.objective.metric against the metrics the task logs",
+        MESSAGE_BUDGET,
+    )
 
 
 def job_ended(status: TrialStatus, outcome: JobOutcome, now: datetime) -> TrialStatus:

@@ -26,6 +26,7 @@ from campaign_operator.api.campaign import (
 from campaign_operator.api.common import ConditionStatus, Mode, StopAction, TrialState
 from campaign_operator.api.trial import Trial, TrialStatus
 from campaign_operator.lifecycle.stoprules import evaluate as evaluate_stop_rules
+from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE
 
 from . import accounting
 from .actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
@@ -35,9 +36,9 @@ from .naming import trial_name
 from .semantics import problems_message, semantic_problems
 from .sweeps import expand
 from .trials import build_trial, phase_objective, skip_reason
-from .views import best_trial, phase_view
+from .views import best_trial, expression_metrics, gate_values, phase_view
 
-NON_RETRYABLE_REASONS = frozenset({"NonFiniteLoss", "InvalidSpec"})
+NON_RETRYABLE_REASONS = frozenset({"NonFiniteLoss", "InvalidSpec", METRICS_UNAVAILABLE})
 CANCELLED = "Cancelled"
 
 
@@ -234,7 +235,7 @@ class _Planner:
         status.counts = counts
         status.failure_rate = accounting.failure_rate(counts.failed, counts.total, counts.skipped)
         objective = phase_objective(self.campaign, phase)
-        status.best = best_trial(trials, objective.metric, objective.mode)
+        status.best = best_trial(trials, objective.metric, objective.mode, expression_metrics(self.campaign))
         status.start_time = status.start_time or self.now
         status.state = PhaseState.RUNNING
         status.reason, status.message = (
@@ -262,7 +263,7 @@ class _Planner:
     def _gate(self, index: int, phase: Phase, status: PhaseStatus, trials: list[Trial]) -> PhaseStatus:
         assert phase.gate is not None
         view = phase_view(status, trials)
-        values = {k: v for k, v in view.items() if k != "metrics"}
+        values = gate_values(view, status.best)
         gate = GateStatus(expression=phase.gate.expression, values=values)
         status.gate = gate
         expr = compile_expression(f"spec.phases[{index}].gate.expression", phase.gate.expression)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 import statistics
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from campaign_operator.api.campaign import BestTrial, PhaseStatus
+from campaign_operator.api.campaign import BestTrial, PhaseStatus, TrainingCampaign
 from campaign_operator.api.common import Mode, TrialState
 from campaign_operator.api.trial import Trial
+from campaign_operator.lifecycle.bounds import best_metrics
 
 from .expressions import DOUBLE, DYN, INT, STRING, CelType, map_of, record
 
@@ -24,8 +26,25 @@ def final_metrics(trial: Trial) -> dict[str, float]:
     return trial.status.metrics
 
 
-def best_trial(trials: Iterable[Trial], metric: str, mode: Mode) -> BestTrial | None:
-    """Best Succeeded trial by metric; ties go to the smaller name so the choice is stable."""
+_METRIC_REFERENCE = re.compile(r"""metrics\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(["'])(.*?)\2\s*\])""")
+
+
+def expression_metrics(campaign: TrainingCampaign) -> tuple[str, ...]:
+    """The metric names the campaign's gates and `when`s read (`...metrics.NAME`, `metrics["NAME"]`):
+    what a phase's best keeps in the campaign status after its ranking metric."""
+    texts = [p.gate.expression for p in campaign.spec.phases if p.gate] + [
+        p.when for p in campaign.spec.phases if p.when
+    ]
+    names = [m.group(1) or m.group(3) for text in texts for m in _METRIC_REFERENCE.finditer(text)]
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def best_trial(
+    trials: Iterable[Trial], metric: str, mode: Mode, keep: Sequence[str] = ()
+) -> BestTrial | None:
+    """Best Succeeded trial by metric; ties go to the smaller name so the choice is stable. Its
+    metrics are bounded (`bounds.best_metrics`: the ranking metric, `keep`, then by name): the
+    campaign status holds one per phase, the Trial all of them."""
     candidates = []
     for t in trials:
         if t.status.state != TrialState.SUCCEEDED:
@@ -42,7 +61,7 @@ def best_trial(trials: Iterable[Trial], metric: str, mode: Mode) -> BestTrial | 
         metric=metric,
         value=value,
         parameters=trial.spec.parameters,
-        metrics=final_metrics(trial),
+        metrics=best_metrics(final_metrics(trial), metric, keep),
     )
 
 
@@ -68,7 +87,8 @@ def metric_stats(trials: Iterable[Trial]) -> dict[str, dict[str, float]]:
 
 
 def phase_view(status: PhaseStatus, trials: list[Trial]) -> dict[str, Any]:
-    """What `phase` (gate) and `phases.<name>` (when) mean in CEL."""
+    """What `phase` (gate) and `phases.<name>` (when) mean in CEL. `best.metrics` holds every metric
+    of the best Trial's best epoch, not the bounded copy in the campaign status."""
     c = status.counts
     view: dict[str, Any] = {
         "name": status.name,
@@ -86,10 +106,24 @@ def phase_view(status: PhaseStatus, trials: list[Trial]) -> dict[str, Any]:
             "trial": status.best.trial,
             "metric": status.best.metric,
             "value": float(status.best.value),
-            "metrics": {k: float(v) for k, v in status.best.metrics.items()},
+            "metrics": {k: float(v) for k, v in _best_epoch_metrics(status.best, trials).items()},
             "parameters": status.best.parameters,
         }
     return view
+
+
+def _best_epoch_metrics(best: BestTrial, trials: list[Trial]) -> dict[str, float]:
+    trial = next((t for t in trials if t.name == best.trial), None)
+    return final_metrics(trial) if trial is not None else best.metrics
+
+
+def gate_values(view: dict[str, Any], best: BestTrial | None) -> dict[str, Any]:
+    """What a gate's status records of the view it was evaluated with: no per-metric statistics,
+    and the best trial's metrics as bounded as status.best's."""
+    values = {k: v for k, v in view.items() if k != "metrics"}
+    if best is not None and "best" in values:
+        values["best"] = {**values["best"], "metrics": dict(best.metrics)}
+    return values
 
 
 UnknownKey = Callable[[str, str], tuple[str, bool]]

@@ -57,7 +57,7 @@ def test_outcome_ends_the_attempt_and_later_lines_are_ignored() -> None:
 
 
 def test_an_outcome_read_late_keeps_the_trainers_time() -> None:
-    t = trial(state=TrialState.RUNNING, attempt=1, start_time=T0)
+    t = trial(state=TrialState.RUNNING, attempt=1, start_time=T0, history=[(1, {"val_loss": 0.5})])
     line = {"type": "outcome", "status": {"state": "Succeeded", "completionTime": "2026-01-01T12:00:10Z"}}
     out = progress.apply_lines(t, 1, [line], T0 + timedelta(minutes=5))
     assert out.status.completion_time == T0 + timedelta(seconds=10)

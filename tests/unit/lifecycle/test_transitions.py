@@ -89,17 +89,17 @@ def test_launch_owns_the_lifecycle_and_keeps_what_earlier_attempts_measured() ->
 
 
 def test_the_trainers_verdict_never_touches_attempt_or_start_time() -> None:
-    s = launched(TrialStatus(), 2, ref(2), T0)
+    s = epoch_reported(launched(TrialStatus(), 2, ref(2), T0), 1, {"val_loss": 0.5}, LOSS)
     verdict = {"state": "Succeeded", "reason": "Completed", "attempt": 1, "startTime": "2020-01-01T00:00:00Z"}
-    out = outcome_reported(s, verdict, T0 + timedelta(seconds=1))
+    out = outcome_reported(s, verdict, T0 + timedelta(seconds=1), LOSS)
     assert (out.state, out.attempt, out.start_time) == (TrialState.SUCCEEDED, 2, T0)
 
 
 def test_a_verdict_without_a_terminal_state_is_a_failure_and_one_read_late_keeps_its_stamp() -> None:
-    s = launched(TrialStatus(), 1, ref(1), T0)
-    assert outcome_reported(s, {"state": "Running"}, T0).state == TrialState.FAILED
+    s = epoch_reported(launched(TrialStatus(), 1, ref(1), T0), 1, {"val_loss": 0.5}, LOSS)
+    assert outcome_reported(s, {"state": "Running"}, T0, LOSS).state == TrialState.FAILED
     late = outcome_reported(
-        s, {"state": "Succeeded", "completionTime": "2026-01-01T12:00:10Z"}, T0 + timedelta(hours=1)
+        s, {"state": "Succeeded", "completionTime": "2026-01-01T12:00:10Z"}, T0 + timedelta(hours=1), LOSS
     )
     assert late.completion_time == T0 + timedelta(seconds=10) and late.reason == "Completed"
 
