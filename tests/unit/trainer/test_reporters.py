@@ -27,6 +27,7 @@ from campaign_trainer.reporters import (
     outcome_patch,
     refusal_message,
     token_subject,
+    verdict_patch,
 )
 
 pytestmark = pytest.mark.unit
@@ -229,3 +230,63 @@ def test_a_broken_kubeconfig_is_named_but_never_quoted(
     with pytest.raises(ReportFailed, match="cannot reach the apiserver") as failed:
         make_reporter("kubernetes", "t-1", "team-a")
     assert "s3cret" not in str(failed.value) and "line" in str(failed.value)
+
+
+# -- bounded verdicts ------------------------------------------------------------------------------
+def thousands(epoch: int) -> dict[str, float]:
+    return {f"class_{i:04d}_recall": i / 3000 for i in range(3000)} | {"val_loss": 1.0 / epoch}
+
+
+def test_an_epoch_patch_carries_the_drop_warning_and_a_clean_status_sends_none() -> None:
+    loss = Objective(metric="val_loss")
+    clean = epoch_reported(TrialStatus(), 1, {"val_loss": 0.9}, loss)
+    assert "warnings" not in epoch_patch(TrialStatus(), clean)["status"]
+    wide = epoch_reported(clean, 2, thousands(2), loss)
+    sent = epoch_patch(clean, wide)["status"]
+    assert len(sent["metrics"]) == 64 and sent["metrics"]["val_loss"] == 0.5
+    assert [w["reason"] for w in sent["warnings"]] == ["MetricsDropped"]
+    assert "2937 were dropped" in sent["warnings"][0]["message"]
+
+
+def test_the_verdict_patch_is_the_lifecycles_bounded_outcome() -> None:
+    loss = Objective(metric="val_loss")
+    before = epoch_reported(TrialStatus(state="Running", attempt=2), 1, thousands(1), loss)
+    verdict = Outcome(
+        trial="t-1",
+        state="Succeeded",
+        reason="Completed",
+        epoch=100,
+        metrics=thousands(100),
+        best={"epoch": 100, "metrics": thousands(100)},
+        history=[{"epoch": e, "metrics": thousands(e)} for e in range(1, 101)],
+        completion_time="2026-01-01T00:05:00Z",
+    )
+    assert len(json.dumps(outcome_patch(verdict))) > 10_000_000  # what was sent before: ~10 MB
+    body = verdict_patch(before, verdict, loss)
+    sent = body["status"]
+    assert len(json.dumps(body, separators=(",", ":"))) < 128 * 1024
+    assert (sent["state"], sent["reason"], sent["epoch"], sent["completionTime"]) == (
+        "Succeeded",
+        "Completed",
+        100,
+        "2026-01-01T00:05:00Z",  # the trainer's stamp
+    )
+    assert not LIFECYCLE & set(sent) and len(sent["metrics"]) == 64
+    assert {w["reason"] for w in sent["warnings"]} == {"MetricsDropped", "HistoryTrimmed"}
+    assert sent["history"][0]["epoch"] == 1 and sent["history"][-1]["epoch"] == 100
+
+
+def test_a_verdict_without_the_objective_is_sent_as_metrics_unavailable() -> None:
+    loss = Objective(metric="val_loss")
+    before = epoch_reported(TrialStatus(state="Running", attempt=1), 1, {"loss": 0.3}, loss)
+    verdict = Outcome(trial="t-1", state="Succeeded", reason="Completed", epoch=1, metrics={"loss": 0.3})
+    sent = verdict_patch(before, verdict, loss)["status"]
+    assert (sent["state"], sent["reason"]) == ("Failed", "MetricsUnavailable")
+    assert "objective metric val_loss" in sent["message"]
+
+
+def test_a_verdict_over_an_unreadable_status_sends_only_what_it_says() -> None:
+    o = Outcome(trial="t-1", state="Failed", reason="TaskError", message="OSError: disk")
+    assert verdict_patch(None, o, Objective()) == {
+        "status": {"state": "Failed", "reason": "TaskError", "message": "OSError: disk"}
+    }
