@@ -13,6 +13,8 @@ starting it twice, and adopts it only when that metadata names this very Trial u
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -32,6 +34,13 @@ log = logging.getLogger(__name__)
 KIND = "RaySubmission"
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 ACTIVE = frozenset({"PENDING", "RUNNING"})
+LEFTOVER_AFTER_S = 60.0
+"""A trainer reports its verdict before its driver exits: a job of a trial that ended this long ago
+and still runs is a leftover (the operator recorded a stop, then died before it stopped the job)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class RayJobsError(RuntimeError):
@@ -55,6 +64,7 @@ class RayJobsExecutor:
         settings: TrainerSettings,
         session: aiohttp.ClientSession,
         token: str | None,
+        now: Callable[[], datetime] = _now,
     ):
         address = campaign.spec.executor.address
         if not address:
@@ -64,6 +74,7 @@ class RayJobsExecutor:
         self.settings = settings
         self.session = session
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.now = now
         self._jobs: dict[str, dict[str, Any]] | None = None
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -84,7 +95,8 @@ class RayJobsExecutor:
 
     async def observe(self, trials: list[Trial]) -> None:
         """One GET /api/jobs/ per reconcile instead of one per running trial; also stops the jobs of
-        this campaign's attempts that are over but still run (the operator recorded a trial's end
+        this campaign's attempts that are over but still run: an earlier attempt of a running trial,
+        or a trial that ended more than LEFTOVER_AFTER_S ago (the operator recorded the trial's end
         and died before it stopped the job)."""
         status, data = await self._call("GET", "/api/jobs/")
         if status != 200 or not isinstance(data, list):
@@ -97,9 +109,15 @@ class RayJobsExecutor:
             if trial is None or job.get("status") not in ACTIVE:
                 continue
             attempt = claimed.get(JOB_ATTEMPT, "")
-            if not attempt.isdigit() or attempt_over(trial.status, int(attempt)):
+            if (not attempt.isdigit() or attempt_over(trial.status, int(attempt))) and self._leftover(trial):
                 log.info("stopping Ray job %s: its attempt of trial %s is over", sid, trial.name)
                 await self._stop(sid)
+
+    def _leftover(self, trial: Trial) -> bool:
+        ended = trial.status.completion_time
+        if not trial.status.state.is_terminal or ended is None:
+            return True
+        return (self.now() - ended).total_seconds() > LEFTOVER_AFTER_S
 
     async def _job(self, sid: str) -> dict[str, Any] | None:
         """The job's JobDetails, None when the Ray cluster does not know it."""

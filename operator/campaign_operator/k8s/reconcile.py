@@ -107,7 +107,7 @@ class Reconciler:
                 token = await self.client.get_secret_key(
                     campaign.metadata.namespace or "default", ref.name, ref.key
                 )
-            return RayJobsExecutor(campaign, self.trainer, self.http, token)
+            return RayJobsExecutor(campaign, self.trainer, self.http, token, self.now)
         raise UnsupportedExecutor(
             f"spec.executor.kind {spec.kind.value!r} runs trials inside `campaign run` (embedded Ray),"
             " not under the operator; use kuberay or rayjobs"

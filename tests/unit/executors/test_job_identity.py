@@ -5,6 +5,7 @@ tests/integration/k8s)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from campaign_operator.api.trial import Trial
 from campaign_operator.executors.base import JobIdentityConflict
 from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.executors.kuberay import LABEL_TRIAL_UID, KubeRayExecutor, build_rayjob
-from campaign_operator.executors.rayjobs import RayJobsExecutor
+from campaign_operator.executors.rayjobs import LEFTOVER_AFTER_S, RayJobsExecutor
 from campaign_operator.kube.client import AlreadyExists, Conflict, NotFound
 from campaign_operator.lifecycle.outcomes import JOB_IDENTITY_MISMATCH, JOB_LOST
 from campaign_operator.lifecycle.wire import JOB_TRIAL_UID, job_identity
@@ -22,6 +23,7 @@ from campaign_operator.planner.naming import job_name
 
 pytestmark = pytest.mark.unit
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 UID, OTHER = "6f1c2d9e-8a51-4f3e-9b7a-0c2d4e6f8a10", "0b7e5a3c-1d2f-4e6a-8c9b-7a6f5e4d3c2b"
 
 
@@ -136,20 +138,28 @@ def test_rayjobs_checks_the_job_it_lost_a_submit_race_to() -> None:
 def test_rayjobs_observe_stops_only_its_own_attempts_that_are_over() -> None:
     current, old = job_name("c-p-0123456789", 2, UID), job_name("c-p-0123456789", 1, UID)
     done = trial("Stopped", 1, uid=OTHER)  # recorded Stopped, then the operator died before the stop
+    done.status.completion_time = NOW - timedelta(seconds=LEFTOVER_AFTER_S + 1)
+    # Its trainer just reported: its driver is still on its way out, and is left to end by itself.
+    verdict = trial("Succeeded", 1, uid="uid-just-reported")
+    verdict.status.completion_time = NOW - timedelta(seconds=5)
     ray = FakeRay(
         {
             current: ray_job(current, UID, 2),
             old: ray_job(old, UID, 1),
             "stopped-trials-job": ray_job("stopped-trials-job", OTHER, 1),
+            "just-reported": ray_job("just-reported", "uid-just-reported", 1),
             "someone-elses": {"submission_id": "someone-elses", "status": "RUNNING"},
             "other-ns": ray_job("other-ns", "uid-of-a-trial-elsewhere", 1, ns="ns-b"),
         }
     )
-    asyncio.run(ray.observe([trial("Running", 2, ref=current), done]))
+    ray.now = lambda: NOW
+    asyncio.run(ray.observe([trial("Running", 2, ref=current), done, verdict]))
     assert sorted(p for p in ray.posts()) == sorted(
         f"/api/jobs/{s}/stop" for s in (old, "stopped-trials-job")
     )
-    assert ray.ray[current]["status"] == ray.ray["someone-elses"]["status"] == "RUNNING"
+    assert {ray.ray[s]["status"] for s in (current, "just-reported", "someone-elses", "other-ns")} == {
+        "RUNNING"
+    }
 
 
 def test_rayjobs_stop_leaves_a_foreign_job_alone_and_a_vanished_one_is_lost() -> None:
