@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 
+from campaign_operator.planner.naming import job_name
 from integration.k8s.opkit import Kube, OperatorProcess, condition, operator_args, wait_for
 from rig.controlplane import ControlPlane, free_port
 
@@ -157,12 +158,12 @@ def test_two_phase_campaign_trains_for_real_and_succeeds(
     assert smoke["gate"]["values"]["best"]["metrics"]["val_loss"] == pytest.approx(reported)
     assert smoke["best"]["trial"] == smoke_trial["metadata"]["name"]
 
-    # One Ray job per trial, named by the trial's deterministic job name, each succeeded.
+    # One Ray job per trial, named by the trial's deterministic job name (its uid's), each succeeded.
     def ours() -> dict[str, dict[str, object]]:
         jobs = ray_head.jobs()
         return {str(j["submission_id"]): j for j in jobs if str(j.get("submission_id", "")).startswith("ok-")}
 
-    assert sorted(ours()) == sorted(f"{t['metadata']['name']}-a1" for t in trials)
+    assert sorted(ours()) == sorted(job_name(t["metadata"]["name"], 1, t["metadata"]["uid"]) for t in trials)
     # The trainer reports its outcome before its driver process has exited.
     wait_for(
         lambda: {j["status"] for j in ours().values()} == {"SUCCEEDED"}, 60, f"Ray jobs SUCCEEDED: {ours()}"
