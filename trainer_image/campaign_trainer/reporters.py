@@ -159,7 +159,8 @@ def verdict_patch(
     trainer's stamp. `before` None (the status could not be read): only what the verdict says is
     sent, so a merge patch keeps what an earlier attempt reported."""
     said = outcome.to_status()
-    after = outcome_reported(before or TrialStatus(), said, now or datetime.now(UTC), objective, watched)
+    when = now or datetime.now(UTC).replace(microsecond=0)  # metav1.Time precision, as the shells
+    after = outcome_reported(before or TrialStatus(), said, when, objective, watched)
     new = _fields(after, VERDICT)
     if said.get("completionTime"):
         new["completionTime"] = said["completionTime"]
@@ -421,7 +422,13 @@ class KubernetesReporter:
         """The verdict through the lifecycle's `outcome_reported` (`verdict_patch`): bounded, and a
         success without the objective metric is recorded as the failure it is."""
         with self._lock:
-            body = verdict_patch(self._status or self._seed(), outcome, self.objective, self.watched)
+            seen = self._status
+            if seen is None:
+                try:
+                    seen = self._seed()
+                except ReportFailed:  # may not read it: the patch still tries, and says so if refused
+                    seen = None
+            body = verdict_patch(seen, outcome, self.objective, self.watched)
             self._request("patch", body, self.outcome_attempts, must_land=True)
 
     def __getstate__(self) -> dict[str, Any]:

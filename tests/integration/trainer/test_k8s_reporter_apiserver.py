@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from campaign_operator.api import Trial
+from campaign_operator.api import Objective, Trial
 from campaign_trainer.harness import run_trial
 from campaign_trainer.outcome import Outcome
 from campaign_trainer.reporters import ClusterConnection, KubernetesReporter, ReportFailed
@@ -149,7 +149,7 @@ def test_reports_never_touch_the_operators_lifecycle_fields(
     create_launched_trial(control_plane, doc)
     control_plane.kubectl("apply", "-f", "-", input=TRAINER_ROLE.replace("NS", namespace))
     conn = ClusterConnection.from_kubeconfig(str(control_plane.make_user_kubeconfig("trial-runner")))
-    reporter = KubernetesReporter("collapse-1", namespace, conn)
+    reporter = KubernetesReporter("collapse-1", namespace, conn, objective=Objective(metric="loss"))
 
     reporter.preflight()
     for epoch in (1, 2):
@@ -285,7 +285,8 @@ def test_a_kubeconfig_with_a_credential_plugin_and_an_inline_ca_reports(
     kubeconfig = tmp_path / "managed.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config))
 
-    reporter = KubernetesReporter("collapse-1", namespace, ClusterConnection.from_kubeconfig(str(kubeconfig)))
+    conn = ClusterConnection.from_kubeconfig(str(kubeconfig))
+    reporter = KubernetesReporter("collapse-1", namespace, conn, objective=Objective(metric="loss"))
     reporter.preflight()
     reporter.report_epoch(1, {"loss": 1.0})
     reporter.report_outcome(

@@ -20,7 +20,13 @@ import yaml
 from campaign_operator.api.trial import TrialStatus
 from campaign_trainer.harness import run_trial
 from campaign_trainer.outcome import Outcome
-from campaign_trainer.reporters import ClusterConnection, KubernetesReporter, ReportFailed, outcome_patch
+from campaign_trainer.reporters import (
+    ClusterConnection,
+    KubernetesReporter,
+    ReportFailed,
+    outcome_patch,
+    verdict_patch,
+)
 
 from .conftest import trial
 
@@ -145,12 +151,19 @@ def test_retries_409_429_5xx_then_succeeds(apiserver: tuple[str, FakeApiserverSt
     ]
     rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01)
     rep._status = TrialStatus()  # skip the status GET: this test is about the PATCH retries
-    o = Outcome(trial="t-1", state="Succeeded", reason="Completed", epoch=2, metrics={"loss": 0.1})
+    o = Outcome(
+        trial="t-1",
+        state="Succeeded",
+        reason="Completed",
+        epoch=2,
+        metrics={"val_loss": 0.1},
+        completion_time="2026-01-01T00:05:00Z",
+    )
     t0 = time.monotonic()
     rep.report_outcome(o)
     assert time.monotonic() - t0 < 5
     assert [r.method for r in state.requests] == ["PATCH"] * 4
-    assert all(r.body == outcome_patch(o) for r in state.requests)
+    assert all(r.body == verdict_patch(TrialStatus(), o, rep.objective) for r in state.requests)
 
 
 def test_a_refusal_is_fatal_but_an_unreachable_epoch_is_not(
@@ -235,6 +248,7 @@ def test_run_trial_patches_every_epoch_then_the_outcome(
     # Epoch reports carry no state (the operator owns the lifecycle); only the outcome does.
     assert methods == [("GET", None), ("PATCH", None), ("PATCH", None), ("PATCH", "Succeeded")]
     final = state.requests[-1].body["status"]
-    assert final == outcome_patch(out)["status"]
+    said = outcome_patch(out)["status"]  # the verdict, sent through the lifecycle's outcome_reported
+    assert {k: final[k] for k in said} == said
     assert final["epoch"] == 2 and [h["epoch"] for h in final["history"]] == [1, 2]
     assert final["best"]["epoch"] in (1, 2) and final["completionTime"].endswith("Z")
