@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_TRIAL_FAILED
     specs = args.reporter or ["stdout"]
     objective = Objective(metric=cfg.objective_metric, mode=Mode(cfg.objective_mode))
-    watched = watched_metrics(cfg.stop_rules, cfg.early_stopping)
+    watched = watched_metrics(cfg.stop_rules, cfg.early_stopping, cfg.keep_metrics)
     reporters: list[Reporter] = [make_reporter(s, cfg.name, cfg.namespace, objective, watched) for s in specs]
     for r in reporters:
         if isinstance(r, KubernetesReporter):

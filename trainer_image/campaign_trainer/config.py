@@ -47,6 +47,7 @@ class TrialConfig:
     objective_mode: str = "min"
     stop_rules: tuple[StopRule, ...] = ()
     early_stopping: EarlyStopping | None = None
+    keep_metrics: tuple[str, ...] = ()
     checkpoint: CheckpointSpec = CheckpointSpec()
     campaign: str | None = None
     phase: str | None = None
@@ -90,6 +91,7 @@ def _from_spec(spec: TrialSpec, name: str, namespace: str) -> TrialConfig:
         objective_mode=str(spec.objective.mode.value),
         stop_rules=tuple(spec.stop_rules),
         early_stopping=spec.early_stopping,
+        keep_metrics=tuple(spec.keep_metrics),
         checkpoint=CheckpointSpec(spec.checkpoint.uri, spec.checkpoint.every_epochs, spec.checkpoint.keep),
         campaign=spec.campaign,
         phase=spec.phase,

@@ -18,6 +18,7 @@ from .common import (
     TASK_PATTERN,
     DatasetSpec,
     EarlyStopping,
+    MetricName,
     MetricPoint,
     NodePool,
     Objective,
@@ -89,6 +90,9 @@ class TrialSpec(ApiModel):
     objective: Objective = Field(default_factory=Objective)
     stop_rules: list[StopRule] = Field(default_factory=list)
     """The template's and the phase's stop rules."""
+    keep_metrics: list[MetricName] = Field(default_factory=list, max_length=METRICS_LIMIT)
+    """Metrics the campaign reads from its trials besides their objective and stop rules (its gates',
+    whens' and promotions'): a report keeps them right after those, however many a task reports."""
     early_stopping: EarlyStopping | None = None
     checkpoint: TrialCheckpoint = Field(default_factory=TrialCheckpoint)
     image: str | None = None

@@ -22,7 +22,7 @@ def apply_lines(trial: Trial, attempt: int, lines: list[dict[str, Any]], now: da
     (e.g. the planner stopped it and the trainer's last words arrive late)."""
     status = trial.status
     spec = trial.spec
-    watched = watched_metrics(spec.stop_rules, spec.early_stopping)
+    watched = watched_metrics(spec.stop_rules, spec.early_stopping, spec.keep_metrics)
     for line in lines:
         if status.state != TrialState.RUNNING or status.attempt != attempt:
             break

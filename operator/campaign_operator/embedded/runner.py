@@ -165,7 +165,7 @@ class Runner:
             return
         if done.outcome is not None:
             spec = trial.spec
-            watched = watched_metrics(spec.stop_rules, spec.early_stopping)
+            watched = watched_metrics(spec.stop_rules, spec.early_stopping, spec.keep_metrics)
             status = outcome_reported(trial.status, done.outcome, self.clock(), spec.objective, watched)
         else:
             failure = done.failure or executor_error(RuntimeError("the attempt ended without an outcome"))

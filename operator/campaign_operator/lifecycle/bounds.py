@@ -77,11 +77,14 @@ def bounded(history: Sequence[T], limit: int = HISTORY_LIMIT) -> list[T]:
 
 
 # -- metrics per report ----------------------------------------------------------------------------
-def watched_metrics(stop_rules: Iterable[StopRule], early_stopping: EarlyStopping | None) -> tuple[str, ...]:
-    """The metrics a trial's stop rules and early stopping read: kept right after the objective, so
-    the planner's stop-rule backstop sees them in the status however many metrics a task reports."""
+def watched_metrics(
+    stop_rules: Iterable[StopRule], early_stopping: EarlyStopping | None, keep: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """The metrics kept right after the objective: those a trial's stop rules and early stopping
+    read (so the planner's stop-rule backstop sees them in the status), then `keep` (the Trial's
+    spec.keepMetrics: what the campaign's gates, whens and promotions read)."""
     names = [r.metric for r in stop_rules] + ([early_stopping.metric] if early_stopping else [])
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys([*names, *keep]))
 
 
 def select_metrics(

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from campaign_operator.api.campaign import Phase, TrainingCampaign
-from campaign_operator.api.common import Objective
+from campaign_operator.api.common import METRICS_LIMIT, Objective
 from campaign_operator.api.meta import ObjectMeta
 from campaign_operator.api.trial import Scheduling, Trial, TrialCheckpoint, TrialSpec
 
 from .expressions import compile_expression
 from .naming import trial_name
 from .sweeps import SweepPoint, expand
+from .views import expression_metrics
 
 LABEL_CAMPAIGN = "campaign"
 LABEL_PHASE = "phase"
@@ -66,6 +67,7 @@ def build_trial(
             objective=phase_objective(campaign, phase),
             stop_rules=[*template.stop_rules, *phase.stop_rules],
             early_stopping=phase.early_stopping or template.early_stopping,
+            keep_metrics=list(expression_metrics(campaign))[:METRICS_LIMIT],
             checkpoint=TrialCheckpoint(
                 uri=checkpoint_uri(campaign, name),
                 every_epochs=template.checkpoint.every_epochs,

@@ -30,12 +30,14 @@ _METRIC_REFERENCE = re.compile(r"""metrics\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[
 
 
 def expression_metrics(campaign: TrainingCampaign) -> tuple[str, ...]:
-    """The metric names the campaign's gates and `when`s read (`...metrics.NAME`, `metrics["NAME"]`):
-    what a phase's best keeps in the campaign status after its ranking metric."""
+    """The metric names the campaign's gates and `when`s read (`...metrics.NAME`, `metrics["NAME"]`)
+    and its promotions rank by: what a phase's best keeps in the campaign status after its ranking
+    metric, and what every Trial's reports keep after its objective and stop rules (keepMetrics)."""
     texts = [p.gate.expression for p in campaign.spec.phases if p.gate] + [
         p.when for p in campaign.spec.phases if p.when
     ]
     names = [m.group(1) or m.group(3) for text in texts for m in _METRIC_REFERENCE.finditer(text)]
+    names += [p.from_phase.metric for p in campaign.spec.phases if p.from_phase and p.from_phase.metric]
     return tuple(dict.fromkeys(n for n in names if n))
 
 

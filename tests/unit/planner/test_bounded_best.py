@@ -95,3 +95,32 @@ def test_metrics_unavailable_is_a_failure_in_the_rate_and_is_not_retried():
     assert not any(isinstance(a, LaunchTrial) for a in p.actions)
     assert (phase.counts.failed, phase.counts.succeeded, float(phase.failure_rate)) == (1, 1, 0.5)
     assert phase.state == PhaseState.SUCCEEDED  # 1 of 2 failed is within 50%
+
+
+def test_trials_keep_what_the_campaign_reads_however_many_metrics_a_task_reports():
+    from campaign_operator.lifecycle import epoch_reported
+    from campaign_operator.lifecycle.bounds import METRICS_LIMIT, watched_metrics
+
+    c = campaign(
+        {
+            "template": {"task": USER_TASK},
+            "phases": [
+                {"name": "a", "gate": {"expression": 'phase.best.metrics["zz/far"] > 1.0'}},
+                {"name": "b", "dependsOn": ["a"], "fromPhase": {"phase": "a", "metric": "zz_rank"}},
+            ],
+        }
+    )
+    w = World(c)
+    w.step()
+    (t,) = w.trials.values()
+    assert t.spec.keep_metrics == ["zz/far", "zz_rank"]
+    spec = t.spec
+    reported = {f"m{i:04d}": 1.0 for i in range(3000)} | {"zz/far": 2.0, "zz_rank": 3.0, "val_loss": 0.5}
+    s = epoch_reported(
+        t.status,
+        1,
+        reported,
+        spec.objective,
+        watched_metrics(spec.stop_rules, spec.early_stopping, spec.keep_metrics),
+    )
+    assert len(s.metrics) == METRICS_LIMIT and {"val_loss", "zz/far", "zz_rank"} <= set(s.metrics)
