@@ -27,7 +27,7 @@ from rig.controlplane import ControlPlane, free_port
 
 from .conftest import NOT_INHERITED, RayHead
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.chaos]
 
 TEMPLATE = {
     "task": "regression",

@@ -26,7 +26,7 @@ from campaign_operator.planner.naming import job_name
 
 from .opkit import MERGE_PATCH, RAY_PATH, AddedRecorder, Kube, kuberay_status, trainer_verdict, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 CASES = ["foreign", "deleted", "stopped", "rule"]
 OTHER_UID = "0b7e5a3c-1d2f-4e6a-8c9b-7a6f5e4d3c2b"
