@@ -74,7 +74,14 @@ def run(file: str, state_dir: str | None, max_parallel: int | None, quiet: bool,
         display.message(f"campaign {campaign.metadata.name}: state in {state}; starting local Ray")
         from campaign_operator.executors.local import LocalExecutor
 
-        executor = LocalExecutor(state)
+        try:
+            executor = LocalExecutor(state)
+        except Exception as e:  # Ray's own start-up errors are bare Exceptions
+            first = " ".join(str(e).split())[:300]
+            raise click.ClickException(
+                f"campaign {campaign.metadata.name}: local Ray did not start ({first}); nothing was run, "
+                "run the same command again"
+            ) from None
         limit = max_parallel or default_parallelism(campaign, float(executor.resources.get("CPU", 1)))
         runner = Runner(campaign, store, executor, display, max_parallel=limit)
         with StopOnSignal(runner, display):

@@ -20,9 +20,12 @@ from campaign_operator.lifecycle.outcomes import executor_error, unschedulable
 from campaign_operator.lifecycle.wire import append_line, progress_path, start_line
 from campaign_operator.planner.naming import job_name
 
+from . import fate
 from .base import Completion
 
 KIND = "local"
+RAY_START_ATTEMPTS = 2
+log = logging.getLogger(__name__)
 
 
 def run_attempt(
@@ -46,7 +49,8 @@ def run_attempt(
 
 
 def init_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> None:
-    """A private local Ray: never attaches to another cluster, no dashboard, quiet."""
+    """A private local Ray: never attaches to another cluster, no dashboard, quiet. Its processes
+    share this process's fate, also when it is SIGKILLed (see executors/fate.py)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Under `uv run`, Ray would start every worker through `uv run` in an uploaded copy of the
@@ -61,17 +65,41 @@ def init_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> No
     kwargs: dict[str, Any] = {}
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
-    ray.init(
-        address="local",
-        num_cpus=int(num_cpus) if num_cpus else os.cpu_count() or 1,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=True,
-        logging_level=logging.ERROR,
-        # The object store only carries small outcome dicts; don't reserve 30% of RAM for it.
-        object_store_memory=256 * 1024 * 1024,
-        **kwargs,
-    )
+    # Every process Ray starts inherits the tag (the raylet passes it on to its agents and
+    # workers); the watchdog kills the tagged ones when this process is gone. SPT_NOENV: Ray's
+    # process titles must not overwrite that environment in /proc (Ray sets it for workers too).
+    previous = {k: os.environ.get(k) for k in (fate.TAG_ENV, "SPT_NOENV")}
+    tag = os.environ[fate.TAG_ENV] = fate.runner_tag()
+    os.environ.setdefault("SPT_NOENV", "1")
+    try:
+        for attempt in range(1, RAY_START_ATTEMPTS + 1):
+            try:
+                ray.init(
+                    address="local",
+                    num_cpus=int(num_cpus) if num_cpus else os.cpu_count() or 1,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=True,
+                    logging_level=logging.ERROR,
+                    # The object store only carries small outcome dicts; don't reserve 30% of RAM.
+                    object_store_memory=256 * 1024 * 1024,
+                    **kwargs,
+                )
+                break
+            except Exception as e:  # Ray raises a bare Exception when its node times out starting
+                if attempt == RAY_START_ATTEMPTS:
+                    raise
+                # On a loaded machine the raylet or GCS can miss Ray's start-up deadline; what the
+                # failed start left would compete with the next one: stop it first.
+                log.warning("local Ray did not start (%s); retrying (%d/%d)", e, attempt, RAY_START_ATTEMPTS)
+                ray.shutdown()
+                fate.kill_left(tag, set())
+    finally:  # not for what this process starts later (another runner gets its own tag)
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass

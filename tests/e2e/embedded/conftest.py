@@ -92,22 +92,23 @@ def descendants(pid: int) -> set[tuple[int, str]]:
     return {(p, t) for p in found if (t := _start_time(p)) is not None}
 
 
-def workers(procs: set[tuple[int, str]]) -> list[str]:
-    """Those of `procs` still alive that are Ray workers (task processes), not Ray's agents."""
+def running(procs: set[tuple[int, str]]) -> list[str]:
+    """Those of `procs` still alive (not zombies), with their command lines."""
     out = []
     for pid, started in procs:
         if _start_time(pid) != started:
             continue
         try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
             cmd = (
                 (Path("/proc") / str(pid) / "cmdline")
                 .read_bytes()
                 .replace(b"\0", b" ")
                 .decode(errors="replace")
             )
-        except OSError:
+        except (OSError, IndexError):
             continue
-        if "default_worker" in cmd or (cmd.startswith("ray::") and "Agent" not in cmd):
+        if state != "Z":
             out.append(f"{pid} {cmd[:80]}")
     return out
 

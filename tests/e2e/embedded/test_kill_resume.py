@@ -17,8 +17,8 @@ from .conftest import (
     progress_lines,
     query,
     run_cli,
+    running,
     trial_docs,
-    workers,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -79,13 +79,12 @@ def test_sigkill_mid_campaign_then_resume(tmp_path: Path) -> None:
         leftovers = descendants(runner.pid)
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=30)
-        # Ray's raylet shares the runner's fate and takes the trial workers with it, so nothing keeps
-        # training (or writing progress) behind the next runner's back. Its dashboard/runtime-env
-        # agents may linger; they are left alone until the end, as they would be for a user.
+        # Everything the runner started shares its fate: the trial workers (nothing keeps training or
+        # writing progress behind the next runner's back), and Ray's raylet, GCS and agents.
         deadline = time.monotonic() + 30
-        while (alive := workers(leftovers)) and time.monotonic() < deadline:
+        while (alive := running(leftovers)) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert not alive, f"trial workers outlived the killed runner: {alive}"
+        assert not alive, f"these outlived the killed runner: {alive}"
 
         # What the killed runner had recorded, and the progress files it had seen written.
         killed = _states(state)
