@@ -233,53 +233,57 @@ def kuberay_status(phase: str, name: str) -> dict[str, Any]:
     return steps[phase]
 
 
+class RecorderFailed(AssertionError):
+    """The recorder's watch hit something it cannot ride out: what a test read from it is not
+    trustworthy, so reading it fails."""
+
+
 class AddedRecorder:
     """Watches a collection and records every object ever ADDED (name -> set of uids).
 
     An object created twice (deleted and recreated) shows up as one name with two uids.
+
+    The apiserver may go away under it (SIGSTOP, SIGKILL + restart): a broken or timed-out watch,
+    a 5xx while it comes back, or `410 Gone` for a resourceVersion it no longer has make it relist
+    (recording every object the list holds, so what was created meanwhile is not lost) and watch
+    again from the list's resourceVersion, retrying until the apiserver answers. Only an object
+    created *and* deleted while no watch was open can be missed. Anything else (an unexpected
+    status, an event it cannot read, a bug) is recorded in `errors` and ends the thread; from then
+    on `added`, `total()`, `duplicates()` and `close()` raise RecorderFailed, so a test that counted
+    on the recorder fails loudly instead of passing on a silently stale count.
     """
+
+    RETRY_STATUS = (429, 500, 502, 503, 504)
 
     def __init__(self, kube: Kube, path: str):
         import threading
 
         self.kube, self.path = kube, path
-        self.added: dict[str, set[str]] = {}
+        self._added: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+        self.disconnects: list[str] = []
+        """Each time the watch broke or could not be (re)opened, why (the apiserver went away)."""
+        self.relists = 0
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        listing = kube.ok("GET", path)
-        self.version = listing["metadata"]["resourceVersion"]
-        for item in listing["items"]:
-            self._record(item)
+        self.session = kube.cp.session()
+        self.session.trust_env = False
+        self.version = self._first_list()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"recorder {path}")
         self.thread.start()
 
-    def _record(self, obj: dict[str, Any]) -> None:
-        self.added.setdefault(obj["metadata"]["name"], set()).add(obj["metadata"]["uid"])
+    # -- what tests read
+    def check(self) -> None:
+        if self.errors:
+            raise RecorderFailed(f"the watch recorder of {self.path} failed: {'; '.join(self.errors)}")
+        if not self.thread.is_alive() and not self.stop.is_set():
+            raise RecorderFailed(f"the watch recorder of {self.path} stopped without a reason")
 
-    def _run(self) -> None:
-        import json
-
-        session = self.kube.cp.session()
-        session.trust_env = False
-        while not self.stop.is_set():
-            sep = "&" if "?" in self.path else "?"
-            query = f"watch=1&resourceVersion={self.version}&timeoutSeconds=30"
-            url = f"{self.kube.cp.server}{self.path}{sep}{query}"
-            try:
-                with session.get(url, stream=True, timeout=40) as r:
-                    for line in r.iter_lines():
-                        if self.stop.is_set():
-                            return
-                        if not line:
-                            continue
-                        event = json.loads(line)
-                        obj = event["object"]
-                        if event["type"] == "ERROR":
-                            break
-                        self.version = obj["metadata"]["resourceVersion"]
-                        if event["type"] == "ADDED":
-                            self._record(obj)
-            except requests.RequestException:
-                time.sleep(0.2)
+    @property
+    def added(self) -> dict[str, set[str]]:
+        self.check()
+        with self._lock:
+            return {name: set(uids) for name, uids in self._added.items()}
 
     def total(self) -> int:
         return sum(len(uids) for uids in self.added.values())
@@ -290,6 +294,95 @@ class AddedRecorder:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=45)
+        self.check()
+
+    # -- the watch
+    def _record(self, obj: dict[str, Any]) -> None:
+        with self._lock:
+            self._added.setdefault(obj["metadata"]["name"], set()).add(obj["metadata"]["uid"])
+
+    def _first_list(self, timeout: float = 30.0) -> str:
+        """Retried while the apiserver answers 429/5xx (a new CRD's storage answers 429 for a
+        moment); then the test fails here, not later."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._relist()
+            except (requests.RequestException, _WatchBroken) as e:
+                if time.monotonic() > deadline:
+                    raise RecorderFailed(f"cannot list {self.path}: {e}") from e
+                time.sleep(0.2)
+
+    def _relist(self) -> str:
+        r = self.session.get(f"{self.kube.cp.server}{self.path}", timeout=(5, 30))
+        if r.status_code in self.RETRY_STATUS:
+            raise _WatchBroken(f"list: HTTP {r.status_code}")
+        if r.status_code != 200:
+            raise RecorderFailed(f"list {self.path}: HTTP {r.status_code} {r.text[:300]}")
+        listing = r.json()
+        for item in listing["items"]:
+            self._record(item)
+        self.relists += 1
+        return str(listing["metadata"]["resourceVersion"])
+
+    def _run(self) -> None:
+        try:
+            self._watch_forever()
+        except BaseException as e:  # surfaced by check(): never a thread that dies unnoticed
+            import traceback
+
+            self.errors.append(f"{e!r}\n{traceback.format_exc(limit=5)}")
+
+    def _watch_forever(self) -> None:
+        relist = False
+        backoff = 0.2
+        while not self.stop.is_set():
+            try:
+                if relist:
+                    self.version = self._relist()
+                    relist = False
+                self._watch_once()
+                backoff = 0.2
+            except (requests.RequestException, _WatchBroken) as e:
+                # The apiserver is away or restarting: list again once it answers.
+                self.disconnects.append(f"{type(e).__name__}: {str(e)[:200]}")
+                relist = True
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _watch_once(self) -> None:
+        import json
+
+        sep = "&" if "?" in self.path else "?"
+        query = f"watch=1&resourceVersion={self.version}&timeoutSeconds=30&allowWatchBookmarks=true"
+        url = f"{self.kube.cp.server}{self.path}{sep}{query}"
+        with self.session.get(url, stream=True, timeout=(5, 40)) as r:
+            if r.status_code == 410 or r.status_code in self.RETRY_STATUS:
+                raise _WatchBroken(f"watch: HTTP {r.status_code}")
+            if r.status_code != 200:
+                raise RecorderFailed(f"watch {self.path}: HTTP {r.status_code} {r.text[:300]}")
+            for line in r.iter_lines():
+                if self.stop.is_set():
+                    return
+                if not line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError as e:  # a line cut off when the connection broke
+                    raise _WatchBroken(f"unreadable event ({e})") from None
+                obj = event["object"]
+                if event["type"] == "ERROR":
+                    code = obj.get("code")
+                    if code == 410 or code in self.RETRY_STATUS:  # Gone: too old a resourceVersion
+                        raise _WatchBroken(f"watch ERROR {code}: {obj.get('message', '')[:200]}")
+                    raise RecorderFailed(f"watch {self.path}: ERROR event {obj}")
+                self.version = obj["metadata"]["resourceVersion"]
+                if event["type"] == "ADDED":
+                    self._record(obj)
+
+
+class _WatchBroken(Exception):
+    """The watch ended in a way the recorder rides out by relisting."""
 
 
 def trainer_verdict(kube: Kube, ns: str, trial: str) -> None:
