@@ -511,11 +511,13 @@ def open_for_run(state_dir: Path, campaign: str, *, restart: bool = False) -> Ru
     state_dir.mkdir(parents=True, exist_ok=True)
     fd = lock_state_dir(state_dir)
     try:
-        problem = _problem(state_dir, campaign)
-        if problem is not None and not restart:
-            raise problem
-        discarded = discard_state(state_dir) if restart else None
-        store = Store(state_dir)
+        store, discarded = None, None
+        if restart:
+            discarded = discard_state(state_dir)
+        else:
+            store = _resumable(state_dir, campaign)
+        if store is None:
+            store = Store(state_dir)
         store._hold_lease(fd)
         return RunnerState(store, discarded)
     except BaseException:
@@ -523,17 +525,22 @@ def open_for_run(state_dir: Path, campaign: str, *, restart: bool = False) -> Ru
         raise
 
 
-def _problem(state_dir: Path, campaign: str) -> StoreError | None:
-    """Why a runner must not resume in `state_dir` (None: resume, or start if it is new)."""
+def _resumable(state_dir: Path, campaign: str) -> Store | None:
+    """The store to resume in `state_dir` (None: there is none, start anew), or why a runner must
+    not resume there (StateCorrupt, StateConflict)."""
     if not (state_dir / DB_NAME).exists():
         earlier = _earlier_work(state_dir)
         if not earlier:
             return None
         found = ", ".join(p.name + ("/" if p.is_dir() else "") for p in earlier)
-        return StateConflict(state_dir, f"has an earlier run's files ({found}) but no {DB_NAME}")
+        raise StateConflict(state_dir, f"has an earlier run's files ({found}) but no {DB_NAME}")
+    store = Store(state_dir)
     try:
-        with Store(state_dir) as store:
-            conflict = _conflict(store, campaign)
-    except StateCorrupt as e:
-        return e
-    return None if conflict is None else StateConflict(state_dir, conflict)
+        conflict = _conflict(store, campaign)
+    except BaseException:
+        store.close()
+        raise
+    if conflict is not None:
+        store.close()
+        raise StateConflict(state_dir, conflict)
+    return store
