@@ -30,6 +30,7 @@ import lightning.pytorch as pl
 import torch
 
 from campaign_operator.api.common import TrialState
+from campaign_operator.lifecycle.bounds import watched_metrics
 from campaign_operator.lifecycle.outcomes import NON_FINITE_LOSS
 from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE, is_better, metrics_unavailable
 from campaign_trainer import checkpoints, stoprules
@@ -282,6 +283,7 @@ def train_fn(
                 callback.last_checkpoint,
             )
         out.resumed_from_epoch = resumed_from
+        out.keep_first = _keep_first(cfg) if cfg else ()
         return out
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -312,7 +314,12 @@ def _outcome(cfg: TrialConfig, cb: CampaignCallback, resumed_from: int | None) -
         checkpoint=cb.last_checkpoint,
         completion_time=now_rfc3339(),
         resumed_from_epoch=resumed_from,
+        keep_first=_keep_first(cfg),
     )
+
+
+def _keep_first(cfg: TrialConfig) -> tuple[str, ...]:
+    return (cfg.objective_metric, *watched_metrics(cfg.stop_rules, cfg.early_stopping, cfg.keep_metrics))
 
 
 def _train_loop_per_worker(config: dict[str, Any]) -> Outcome:

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from campaign_operator.api.trial import HISTORY_LIMIT
-from campaign_operator.lifecycle.bounds import bounded
+from campaign_operator.lifecycle.bounds import bounded, select_metrics
 from campaign_operator.lifecycle.wire import finite_metrics
 
 __all__ = [
     "HISTORY_LIMIT",
     "Outcome",
     "bounded_history",
+    "bounded_metrics",
     "error_message",
     "failure",
     "finite_metrics",
@@ -32,10 +33,21 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def bounded_history(history: Sequence[Mapping[str, Any]], limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
-    """The lifecycle's history bound (first and last kept, the middle thinned), metrics made JSON-safe."""
+def bounded_metrics(metrics: Mapping[str, Any] | None, first: Sequence[str] = ()) -> dict[str, float]:
+    """The finite metrics; given `first` (the objective, the watched metrics), at most the
+    lifecycle's METRICS_LIMIT of them: those, then by name, as the shells keep them
+    (`bounds.select_metrics`). Without `first` all of them: only the shells know the objective."""
+    finite = finite_metrics(metrics)
+    return select_metrics(finite, first)[0] if first else finite
+
+
+def bounded_history(
+    history: Sequence[Mapping[str, Any]], limit: int = HISTORY_LIMIT, first: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The lifecycle's history bound (first and last kept, the middle thinned), metrics made JSON-safe
+    and bounded as `bounded_metrics`."""
     return [
-        {"epoch": int(h["epoch"]), "metrics": finite_metrics(h.get("metrics") or {})}
+        {"epoch": int(h["epoch"]), "metrics": bounded_metrics(h.get("metrics"), first)}
         for h in bounded(history, limit)
     ]
 
@@ -53,20 +65,25 @@ class Outcome:
     checkpoint: str | None = None
     completion_time: str | None = None
     resumed_from_epoch: int | None = None
+    keep_first: tuple[str, ...] = ()
+    """The objective and the watched metrics (`bounds.watched_metrics`), set by the harness: then
+    the outcome's metrics are bounded as the shells bound them, so a wide task's outcome line stays
+    small too. Empty: left to the shells (none is dropped here)."""
 
     def to_status(self) -> dict[str, Any]:
         """The Trial status fields this outcome knows. An attempt that died before its first epoch
         knows no epoch/metrics/history: those keys are left out, so a merge patch keeps what an
         earlier attempt reported instead of wiping it."""
         status: dict[str, Any] = {"state": self.state, "reason": self.reason, "message": self.message}
+        first = self.keep_first
         if self.history or self.epoch:
             status["epoch"] = self.epoch
-            status["metrics"] = finite_metrics(self.metrics)
-            status["history"] = bounded_history(self.history)
+            status["metrics"] = bounded_metrics(self.metrics, first)
+            status["history"] = bounded_history(self.history, first=first)
         if self.best is not None:
             status["best"] = {
                 "epoch": int(self.best["epoch"]),
-                "metrics": finite_metrics(self.best.get("metrics") or {}),
+                "metrics": bounded_metrics(self.best.get("metrics"), first),
             }
         if self.checkpoint:
             status["checkpoint"] = self.checkpoint

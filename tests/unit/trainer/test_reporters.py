@@ -290,3 +290,20 @@ def test_a_verdict_over_an_unreadable_status_sends_only_what_it_says() -> None:
     assert verdict_patch(None, o, Objective()) == {
         "status": {"state": "Failed", "reason": "TaskError", "message": "OSError: disk"}
     }
+
+
+def test_the_outcome_line_of_a_wide_task_is_bounded_as_the_status_is() -> None:
+    o = Outcome(
+        trial="t-1",
+        state="Succeeded",
+        reason="Completed",
+        epoch=100,
+        metrics=thousands(100),
+        best={"epoch": 100, "metrics": thousands(100)},
+        history=[{"epoch": e, "metrics": thousands(e)} for e in range(1, 101)],
+        keep_first=("val_loss",),
+    )
+    said = o.to_status()
+    assert len(said["metrics"]) == 64 and said["metrics"]["val_loss"] == 0.01
+    assert all(len(h["metrics"]) == 64 and "val_loss" in h["metrics"] for h in said["history"])
+    assert len(said["best"]["metrics"]) == 64 and len(json.dumps(said)) < 1_000_000
