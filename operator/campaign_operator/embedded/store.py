@@ -511,6 +511,9 @@ def open_for_run(state_dir: Path, campaign: str, *, restart: bool = False) -> Ru
     state_dir.mkdir(parents=True, exist_ok=True)
     fd = lock_state_dir(state_dir)
     try:
+        # A runner killed while building a new state.db leaves its temporary file (never state.db).
+        for leftover in state_dir.glob(f"{DB_NAME}.new-*"):
+            leftover.unlink(missing_ok=True)
         store, discarded = None, None
         if restart:
             discarded = discard_state(state_dir)

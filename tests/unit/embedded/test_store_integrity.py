@@ -133,6 +133,14 @@ def test_run_starts_a_new_state_dir(tmp_path: Path) -> None:
         assert store.trials() == [] and opened.discarded is None
 
 
+def test_run_starts_over_what_a_runner_killed_while_creating_the_state_left(tmp_path: Path) -> None:
+    (tmp_path / f"{DB_NAME}.new-4242").write_bytes(b"half a database")
+    opened = open_for_run(tmp_path, "c")
+    with opened.store as store:
+        assert store.trials() == [] and opened.discarded is None
+    assert not list(tmp_path.glob(f"{DB_NAME}.new-*"))
+
+
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
 def test_run_never_starts_over_a_damaged_state_without_restart(tmp_path: Path, kind: str) -> None:
     state, _ = _damaged(tmp_path, kind)
