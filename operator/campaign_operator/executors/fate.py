@@ -87,9 +87,17 @@ def _environ_has(pid: int, needle: bytes) -> bool:
         return False
 
 
+def _pids() -> list[str]:
+    """The process table's entries; none where there is no /proc (not Linux: no fate-sharing)."""
+    try:
+        return os.listdir("/proc")
+    except OSError:
+        return []
+
+
 def _table() -> dict[int, tuple[int, str, str]]:
     out = {}
-    for entry in os.listdir("/proc"):
+    for entry in _pids():
         if entry.isdigit() and (st := _stat(int(entry))) is not None:
             out[int(entry)] = st
     return out
@@ -118,11 +126,7 @@ def descendants(pid: int) -> set[Proc]:
 def tagged(tag: str, exclude: int | None = None) -> list[int]:
     """Live processes whose environment carries `tag`."""
     needle = f"{TAG_ENV}={tag}".encode()
-    return [
-        int(e)
-        for e in os.listdir("/proc")
-        if e.isdigit() and int(e) != exclude and _environ_has(int(e), needle)
-    ]
+    return [int(e) for e in _pids() if e.isdigit() and int(e) != exclude and _environ_has(int(e), needle)]
 
 
 def kill_left(tag: str, known: set[Proc], rounds: int = 50, pause: float = 0.1) -> int:
