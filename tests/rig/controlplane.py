@@ -624,7 +624,7 @@ class ControlPlane:
 
     def _spawn(self, name: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> _Proc:
         log_path = self.log_path(name)
-        with log_path.open("wb") as log:
+        with log_path.open("ab") as log:  # a restarted component keeps its earlier log
             popen = subprocess.Popen(
                 list(args),
                 stdin=subprocess.DEVNULL,
@@ -706,14 +706,31 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             *self.extra_apiserver_args,
         ]
-        proc = self._spawn("kube-apiserver", args)
+        self._apiserver_args = args
         self._write_kubeconfig(self.kubeconfig_path, "admin", pki / "admin.crt", pki / "admin.key")
+        self._spawn_apiserver()
+
+    def _spawn_apiserver(self) -> None:
+        proc = self._spawn("kube-apiserver", self._apiserver_args)
 
         def ready() -> tuple[bool, str]:
             r = self.request("GET", "/readyz", timeout=5)
             return r.status_code == 200, f"{r.status_code} {r.text[-2000:]}"
 
         self._wait_until(proc, "kube-apiserver /readyz", ready)
+
+    def apiserver_pid(self) -> int:
+        (proc,) = [p for p in self._procs if p.name == "kube-apiserver" and p.popen.poll() is None]
+        return proc.popen.pid
+
+    def restart_apiserver(self) -> None:
+        """SIGKILL the kube-apiserver and start it again on the same port (clients keep their
+        kubeconfig), as a crashed apiserver pod comes back; returns once it is ready."""
+        (proc,) = [p for p in self._procs if p.name == "kube-apiserver" and p.popen.poll() is None]
+        proc.popen.kill()
+        proc.popen.wait(timeout=30)
+        self._procs.remove(proc)
+        self._spawn_apiserver()
 
     def _node_args(self) -> list[str]:
         if self.node_ip is None:  # no kubelet: no pods, so no ServiceAccount tokens to mount

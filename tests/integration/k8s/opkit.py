@@ -402,11 +402,18 @@ class FakeKubeRay:
     Ray dashboard.)"""
 
     def __init__(
-        self, kube: Kube, ns: str, verdict: Callable[[dict[str, Any]], str], run_seconds: float = 1.0
+        self,
+        kube: Kube,
+        ns: str,
+        verdict: Callable[[dict[str, Any]], str],
+        run_seconds: float = 1.0,
+        outages: bool = False,
     ):
+        """outages: the apiserver goes away on purpose; like KubeRay, retry instead of failing."""
         import threading
 
         self.kube, self.ns, self.verdict, self.run_seconds = kube, ns, verdict, run_seconds
+        self.outages = outages
         self.seen: dict[str, float] = {}
         self.stop = threading.Event()
         self.errors: list[str] = []
@@ -417,8 +424,15 @@ class FakeKubeRay:
         while not self.stop.wait(0.25):
             try:
                 self._step()
+            except (requests.RequestException, AssertionError) as e:
+                if not self.outages:
+                    self.errors.append(repr(e))
             except Exception as e:  # surfaced by close()
                 self.errors.append(repr(e))
+
+    def _patch(self, name: str, status: dict[str, Any]) -> None:
+        r = self.kube.patch_rayjob_status(self.ns, name, status)
+        assert r.status_code < 300, f"PATCH rayjob {name}/status: HTTP {r.status_code} {r.text[:300]}"
 
     def _step(self) -> None:
         for job in self.kube.rayjobs(self.ns):
@@ -427,14 +441,16 @@ class FakeKubeRay:
                 continue
             deployment = (job.get("status") or {}).get("jobDeploymentStatus")
             if uid not in self.seen:
+                # Step by step from what the job says, so a write lost to an outage is made again.
+                if deployment is None:
+                    self._patch(name, kuberay_status("Initializing", name))
+                self._patch(name, kuberay_status("Running", name))
                 self.seen[uid] = time.monotonic()
-                self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Initializing", name))
-                self.kube.patch_rayjob_status(self.ns, name, kuberay_status("Running", name))
             elif deployment == "Running" and time.monotonic() - self.seen[uid] > self.run_seconds:
                 verdict = self.verdict(job)
                 if verdict == "Succeeded" and not self._trainer_reported(job):
                     continue
-                self.kube.patch_rayjob_status(self.ns, name, kuberay_status(verdict, name))
+                self._patch(name, kuberay_status(verdict, name))
 
     def _trainer_reported(self, job: dict[str, Any]) -> bool:
         """The job's trainer reports its verdict once the operator has recorded the launch of its

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from rig.controlplane import ControlPlane
 
@@ -31,25 +30,6 @@ def own_plane() -> Iterator[ControlPlane]:
         cp.stop()
 
 
-def restart_apiserver(cp: ControlPlane) -> None:
-    """SIGKILL the kube-apiserver mid-watch and start it again with the same arguments (same port:
-    clients keep their kubeconfig), as a crashed apiserver comes back; returns once it is ready."""
-    (proc,) = [p for p in cp._procs if p.name == "kube-apiserver" and p.popen.poll() is None]
-    proc.popen.kill()
-    proc.popen.wait(timeout=30)
-    cp._procs.remove(proc)
-    again = cp._spawn("kube-apiserver", [str(a) for a in proc.popen.args])
-
-    def ready() -> bool:
-        assert again.popen.poll() is None, f"the kube-apiserver exited:\n{again.log_tail()}"
-        try:
-            return cp.request("GET", "/readyz", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_for(ready, 90, "the restarted kube-apiserver to be ready")
-
-
 def create(kube: Kube, name: str) -> dict[str, Any]:
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"x": "1"}}
     return kube.ok("POST", CONFIGMAPS, body)
@@ -66,7 +46,7 @@ def test_the_recorder_rides_out_apiserver_restarts(own_plane: ControlPlane) -> N
             watching, restarted = f"watching-{i}", f"restarted-{i}"
             created.append(create(kube, watching))
             wait_for(lambda n=watching: n in recorder.added, 30, f"the recorder to see {watching}")
-            restart_apiserver(own_plane)
+            own_plane.restart_apiserver()
             # Maybe created before the recorder is back: then its relist is what sees it.
             created.append(create(kube, restarted))
             wait_for(lambda n=restarted: n in recorder.added, 90, f"the recorder to see {restarted}")
