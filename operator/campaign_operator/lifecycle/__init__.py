@@ -7,7 +7,9 @@ trainer share, and nothing heavier than the api (no planner, no CEL, no Kubernet
   campaign's copy of a best epoch) and how a report over a bound degrades.
 * `outcomes`: how KubeRay's, Ray's and local Ray's view of an attempt becomes an outcome.
 * `stoprules`: the per-epoch stop-rule decision (the trainer's, and the planner's backstop).
-* `wire`: resource names, the trial's environment variable, the progress-line schema.
+* `wire`: resource names, the trial's environment variable, the progress-line schema, a job's
+  identity, merge patches that replace.
+* `retry`: how the operator's client and the trainer's reporter retry the apiserver.
 """
 
 from .bounds import bounded
