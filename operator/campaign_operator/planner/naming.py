@@ -31,12 +31,8 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
 
 
-def point_key(point: dict[str, Any]) -> str:
-    return canonical_json(point)
-
-
 def trial_name(campaign: str, phase: str, point: dict[str, Any]) -> str:
-    digest = hashlib.sha256(f"{campaign}\x00{phase}\x00{point_key(point)}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{campaign}\x00{phase}\x00{canonical_json(point)}".encode()).hexdigest()
     prefix = _NOT_DNS.sub("-", f"{campaign}-{phase}".lower()).strip("-")
     if not prefix or not prefix[0].isalpha():
         prefix = f"t{prefix}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from campaign_operator.api.campaign import Distribution, Phase, Sweep
 
-from .naming import point_key
+from .naming import canonical_json
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def expand(phase: Phase) -> list[SweepPoint]:
     seen: set[str] = set()
     out: list[SweepPoint] = []
     for params in raw_points(phase.sweep):
-        key = point_key(params)
+        key = canonical_json(params)
         if key in seen:
             continue
         seen.add(key)
