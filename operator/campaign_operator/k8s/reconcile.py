@@ -52,6 +52,7 @@ RECONCILE_ERROR = "ReconcileError"
 CAMPAIGN_DELETED = "CampaignDeleted"
 DELETED_MESSAGE = "stopped: its campaign is being deleted"
 STATUS_REJECTED = "StatusRejected"
+RECONCILE_FAILED = "ReconcileFailed"
 REJECTION_MAX = 300
 """How much of the apiserver's refusal a StatusRejected condition quotes."""
 
@@ -219,60 +220,39 @@ class Reconciler:
             "conditions": [c.to_wire() for c in conds],
         }
         await self.client.patch_campaign_status(namespace, name, new)
-        ref = ObjectRef(
-            body.get("apiVersion", ""), body.get("kind", "TrainingCampaign"), name, namespace, meta.get("uid")
-        )
-        await self.client.emit_event(ref, "Warning", "InvalidSpec", message)
+        await self.client.emit_event(_campaign_ref(body), "Warning", "InvalidSpec", message)
 
     async def _status_rejected(self, body: dict[str, Any], error: ApiError) -> None:
         """The planned status was refused (422): keep the stored status, add ReconcileError=True
         (reason StatusRejected) quoting the apiserver's first words, and one Warning Event."""
-        meta = body["metadata"]
-        namespace, name = meta.get("namespace") or "default", meta["name"]
         message = bounded(f"the apiserver rejected the campaign's status: {_refusal(error)}", REJECTION_MAX)
-        old = body.get("status") or {}
-        conds = _stored_conditions(old)
-        previous = next((c for c in conds if c.type == RECONCILE_ERROR), None)
-        if previous is not None and previous.reason == STATUS_REJECTED and previous.message == message:
+        if _reported(body, STATUS_REJECTED, message):
             return
-        log.warning("status of %s/%s rejected: %s", namespace, name, message)
-        conds = set_condition(
-            conds,
-            RECONCILE_ERROR,
-            ConditionStatus.TRUE,
-            STATUS_REJECTED,
-            message,
-            meta.get("generation"),
-            self.now(),
-        )
-        try:
-            await self.client.patch_campaign_status(
-                namespace, name, {**old, "conditions": [c.to_wire() for c in conds]}
-            )
-        except ApiError as e:  # even the old status plus a short condition: nothing more to try
-            log.warning("could not record the rejected status of %s/%s: %s", namespace, name, e)
-            return
-        ref = ObjectRef(
-            body.get("apiVersion", ""), body.get("kind", "TrainingCampaign"), name, namespace, meta.get("uid")
-        )
-        await self.client.emit_event(ref, "Warning", STATUS_REJECTED, message)
+        log.warning("status of %s rejected: %s", body["metadata"]["name"], message)
+        if await self._record_error(body, STATUS_REJECTED, message):
+            await self.client.emit_event(_campaign_ref(body), "Warning", STATUS_REJECTED, message)
 
     async def report_error(self, body: dict[str, Any], error: BaseException) -> None:
         """An unexpected exception in one campaign's reconcile: a condition and an Event, never a crash."""
         meta = body["metadata"]
-        namespace, name = meta.get("namespace") or "default", meta["name"]
         message = bounded(f"{type(error).__name__}: {error}", MESSAGE_BUDGET)
-        metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
-        old = body.get("status") or {}
-        conds = _stored_conditions(old)
-        previous = next((c for c in conds if c.type == RECONCILE_ERROR), None)
-        if previous is not None and previous.status == ConditionStatus.TRUE and previous.message == message:
+        metrics.RECONCILE_ERRORS.labels(meta.get("namespace") or "default", meta["name"]).inc()
+        if _reported(body, RECONCILE_FAILED, message):
             return  # already reported; don't flood Events
+        await self._record_error(body, RECONCILE_FAILED, message)  # the apiserver may be what failed
+        await self.client.emit_event(_campaign_ref(body), "Warning", RECONCILE_FAILED, message)
+
+    async def _record_error(self, body: dict[str, Any], reason: str, message: str) -> bool:
+        """ReconcileError=True with `reason` on top of the stored status, the rest of it unchanged;
+        False when even that could not be written."""
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "default", meta["name"]
+        old = body.get("status") or {}
         conds = set_condition(
-            conds,
+            _stored_conditions(old),
             RECONCILE_ERROR,
             ConditionStatus.TRUE,
-            "ReconcileFailed",
+            reason,
             message,
             meta.get("generation"),
             self.now(),
@@ -281,12 +261,10 @@ class Reconciler:
             await self.client.patch_campaign_status(
                 namespace, name, {**old, "conditions": [c.to_wire() for c in conds]}
             )
-        except Exception as e:  # the apiserver itself may be what failed
-            log.warning("could not record the reconcile error of %s/%s: %s", namespace, name, e)
-        ref = ObjectRef(
-            body.get("apiVersion", ""), body.get("kind", "TrainingCampaign"), name, namespace, meta.get("uid")
-        )
-        await self.client.emit_event(ref, "Warning", "ReconcileFailed", message)
+        except Exception as e:  # nothing more to try: log it, the Event may still get through
+            log.warning("could not record %s on %s/%s: %s", reason, namespace, name, e)
+            return False
+        return True
 
     async def stop_all(self, body: dict[str, Any]) -> int:
         """Finalizer: stop the jobs of every running trial of a campaign being deleted, each trial
@@ -323,6 +301,26 @@ def _refusal(error: ApiError) -> str:
         message = error.body or error.reason
     _, sep, rest = message.partition(" is invalid: ")
     return " ".join((rest if sep else message).split())
+
+
+def _reported(body: dict[str, Any], reason: str, message: str) -> bool:
+    """ReconcileError=True with this reason and message is on the campaign already."""
+    conds = _stored_conditions(body.get("status") or {})
+    previous = next((c for c in conds if c.type == RECONCILE_ERROR), None)
+    return (
+        previous is not None
+        and previous.status == ConditionStatus.TRUE
+        and (previous.reason, previous.message) == (reason, message)
+    )
+
+
+def _campaign_ref(body: dict[str, Any]) -> ObjectRef:
+    """The campaign as its Events' involvedObject."""
+    meta = body["metadata"]
+    namespace, name = meta.get("namespace") or "default", meta["name"]
+    return ObjectRef(
+        body.get("apiVersion", ""), body.get("kind", "TrainingCampaign"), name, namespace, meta.get("uid")
+    )
 
 
 def _stored_conditions(status: dict[str, Any]) -> list[Condition]:
