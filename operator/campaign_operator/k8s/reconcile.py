@@ -31,13 +31,12 @@ from campaign_operator.executors.common import TrainerSettings
 from campaign_operator.executors.kuberay import KubeRayExecutor, TrainerAccounts
 from campaign_operator.executors.rayjobs import RayJobsExecutor
 from campaign_operator.kube.client import (
-    RELISTS,
     ApiError,
     Conflict,
-    Expired,
     KubeClient,
     NotFound,
     ObjectRef,
+    relisting,
 )
 from campaign_operator.lifecycle import finished
 from campaign_operator.planner import plan
@@ -178,11 +177,7 @@ class Reconciler:
 
     async def _observe(self, namespace: str, name: str) -> TrialBook:
         """The campaign's Trials from one consistent list, listed again if it expired (410 Gone)."""
-        for _ in range(RELISTS - 1):
-            with contextlib.suppress(Expired):
-                return await self._observe_once(namespace, name)
-            log.info("the list of %s's trials expired between pages: listing again", name)
-        return await self._observe_once(namespace, name)
+        return await relisting(lambda: self._observe_once(namespace, name), f"{namespace}/{name}'s trials")
 
     async def _observe_once(self, namespace: str, name: str) -> TrialBook:
         book = TrialBook()

@@ -14,11 +14,11 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from kubernetes_asyncio import client as k8s
@@ -37,6 +37,7 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 RETRIES = 6
 RELISTS = 3
+T = TypeVar("T")
 LIST_PAGE = 500  # pages keep the peak memory of a 10,000-trial list bounded
 
 
@@ -97,6 +98,16 @@ class ObjectRef:
     name: str
     namespace: str
     uid: str | None = None
+
+
+async def relisting(list_once: Callable[[], Awaitable[T]], what: str) -> T:
+    """`list_once()` again from a fresh snapshot when its paged list expired between pages (410),
+    up to RELISTS times in all."""
+    for _ in range(RELISTS - 1):
+        with suppress(Expired):
+            return await list_once()
+        log.info("the list of %s expired between pages: listing again", what)
+    return await list_once()
 
 
 def resource_of(path: str) -> str:
@@ -226,11 +237,10 @@ class KubeClient:
     async def list_objects(
         self, group: str, version: str, plural: str, namespace: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        for _ in range(RELISTS - 1):
-            with suppress(Expired):
-                return await self._list_once(group, version, plural, namespace, label_selector)
-            log.info("list of %s in %s expired between pages: listing again", plural, namespace)
-        return await self._list_once(group, version, plural, namespace, label_selector)
+        return await relisting(
+            lambda: self._list_once(group, version, plural, namespace, label_selector),
+            f"{namespace}/{plural}",
+        )
 
     async def _list_once(
         self, group: str, version: str, plural: str, namespace: str, label_selector: str | None
