@@ -12,11 +12,12 @@ travels through the trainer's reporter, not through the executor.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from campaign_operator.api.trial import ExecutorRef, Trial
-from campaign_operator.lifecycle.outcomes import JobOutcome
+from campaign_operator.lifecycle.outcomes import JobOutcome, identity_mismatch
 
 __all__ = ["BatchExecutor", "Completion", "Executor", "JobIdentityConflict", "JobOutcome"]
 
@@ -30,6 +31,15 @@ class JobIdentityConflict(Exception):
         super().__init__(outcome.message)
         self.outcome = outcome
         self.ref = ref
+
+
+def adopted(job: str, claimed: Mapping[str, str], uid: str, attempt: int, ref: ExecutorRef) -> ExecutorRef:
+    """A job found under the attempt's name (submitted before a crash): `ref` when it names this very
+    Trial and attempt; anything else raises JobIdentityConflict."""
+    mismatch = identity_mismatch(job, claimed, uid, attempt)
+    if mismatch is not None:
+        raise JobIdentityConflict(mismatch, ref)
+    return ref
 
 
 class Executor(Protocol):

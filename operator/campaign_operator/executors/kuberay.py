@@ -41,7 +41,7 @@ from campaign_operator.lifecycle.wire import JOB_ATTEMPT, JOB_TRIAL, JOB_TRIAL_U
 from campaign_operator.planner.naming import RAYJOB_NAME_LIMIT, job_name
 from campaign_operator.planner.trials import LABEL_CAMPAIGN, LABEL_PHASE
 
-from .base import JobIdentityConflict, JobOutcome
+from .base import JobOutcome, adopted
 from .common import TrainerSettings, entrypoint, trial_document, trial_uid
 
 log = logging.getLogger(__name__)
@@ -576,12 +576,7 @@ class KubeRayExecutor:
             except AlreadyExists:
                 existing = await self.client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, self.namespace, name)
         # Created before a crash: adopt it, if it is this very attempt's.
-        mismatch = identity_mismatch(
-            f"RayJob {self.namespace}/{name}", claimed_identity(existing), uid, attempt
-        )
-        if mismatch is not None:
-            raise JobIdentityConflict(mismatch, ref)
-        return ref
+        return adopted(f"RayJob {self.namespace}/{name}", claimed_identity(existing), uid, attempt, ref)
 
     async def poll(self, trial: Trial) -> JobOutcome | None:
         ref = trial.status.executor_ref

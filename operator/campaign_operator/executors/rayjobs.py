@@ -26,7 +26,7 @@ from campaign_operator.lifecycle.transitions import attempt_over
 from campaign_operator.lifecycle.wire import JOB_ATTEMPT, JOB_TRIAL_UID, TRIAL_ENV, job_identity
 from campaign_operator.planner.naming import job_name
 
-from .base import JobIdentityConflict, JobOutcome
+from .base import JobOutcome, adopted
 from .common import TrainerSettings, entrypoint, trial_document, trial_uid
 
 log = logging.getLogger(__name__)
@@ -154,12 +154,7 @@ class RayJobsExecutor:
             if existing is None:
                 raise RayJobsError(f"{self.address} says job {sid} exists, then that it does not")
         # Submitted before a crash: adopt it, if it is this very attempt's.
-        mismatch = identity_mismatch(
-            f"Ray job {sid} on {self.address}", claimed_identity(existing), uid, attempt
-        )
-        if mismatch is not None:
-            raise JobIdentityConflict(mismatch, ref)
-        return ref
+        return adopted(f"Ray job {sid} on {self.address}", claimed_identity(existing), uid, attempt, ref)
 
     async def poll(self, trial: Trial) -> JobOutcome | None:
         ref = trial.status.executor_ref
