@@ -25,6 +25,7 @@ from campaign_operator.api.campaign import (
 )
 from campaign_operator.api.common import ConditionStatus, Mode, StopAction, TrialState
 from campaign_operator.api.trial import Trial, TrialStatus
+from campaign_operator.lifecycle.outcomes import NON_FINITE_LOSS
 from campaign_operator.lifecycle.stoprules import evaluate as evaluate_stop_rules
 from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE
 
@@ -38,7 +39,7 @@ from .sweeps import expand
 from .trials import build_trial, phase_objective, skip_reason
 from .views import best_trial, expression_metrics, gate_values, phase_view
 
-NON_RETRYABLE_REASONS = frozenset({"NonFiniteLoss", "InvalidSpec", METRICS_UNAVAILABLE})
+NON_RETRYABLE_REASONS = frozenset({NON_FINITE_LOSS, "InvalidSpec", METRICS_UNAVAILABLE})
 CANCELLED = "Cancelled"
 
 
