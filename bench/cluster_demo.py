@@ -87,9 +87,8 @@ def run_on_cluster(cluster: LocalCluster, manifest: dict[str, Any]) -> dict[str,
             attempt = job["metadata"]["labels"].get("attempt")
             if attempt == "1" and (job.get("status") or {}).get("jobDeploymentStatus") == "Running":
                 job_running.setdefault(trial, now)
-        trials = _get(cluster, f"/apis/training.campaign-operator.io/v1alpha1/namespaces/{ns}/trials")[
-            "items"
-        ]
+        trials_path = f"/apis/training.campaign-operator.io/v1alpha1/namespaces/{ns}/campaigntrials"
+        trials = _get(cluster, trials_path)["items"]
         for t in trials:
             if (t.get("status") or {}).get("epoch", 0) >= 1:
                 first_metric.setdefault(t["metadata"]["name"], now)

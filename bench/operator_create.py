@@ -64,7 +64,7 @@ def manifest(name: str, trials: int) -> dict[str, Any]:
 def count(cp: ControlPlane, session: Any, ns: str) -> int:
     """Trials in a namespace (one campaign each): the apiserver counts the rest of a paged list for
     us, but only without a label selector."""
-    path = GROUP_PATH.format(ns=ns, plural="trials")
+    path = GROUP_PATH.format(ns=ns, plural="campaigntrials")
     r = session.get(f"{cp.server}{path}?limit=1", timeout=30)
     if r.status_code != 200:
         return 0

@@ -87,7 +87,7 @@ def test_a_frozen_then_restarted_apiserver_changes_no_count(own_plane: ControlPl
         metrics_port=metrics_port,
         liveness_port=liveness_port,
     ).start()
-    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="trials"))
+    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="campaigntrials"))
     jobs_seen = AddedRecorder(kube, RAY_PATH.format(ns=namespace))
     fake = FakeKubeRay(kube, namespace, lambda job: "Succeeded", run_seconds=1.5, outages=True)
     try:

@@ -269,7 +269,7 @@ def test_deleting_a_campaign_removes_its_rayjobs_rayclusters_and_pods(
     def gone() -> bool:
         left = {
             kind: json.loads(cluster.kubectl("get", kind, "-n", ns, "-o", "json").stdout)["items"]
-            for kind in ("trials", "rayjobs", "rayclusters")
+            for kind in ("campaigntrials", "rayjobs", "rayclusters")
         }
         pods = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
         return not any(left.values()) and not pods

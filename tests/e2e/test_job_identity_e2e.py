@@ -127,7 +127,7 @@ def ray_status(ray_head: RayHead, sid: str) -> str:
 
 
 def trial_status(kube: Kube, ns: str, name: str) -> dict[str, Any]:
-    return kube.ok("GET", kube.path(ns, "trials", name)).get("status") or {}
+    return kube.ok("GET", kube.path(ns, "campaigntrials", name)).get("status") or {}
 
 
 def only_trial(kube: Kube, ns: str, campaign_name: str) -> dict[str, Any]:

@@ -197,7 +197,7 @@ def refusal_message(verb: str, namespace: str, name: str, code: int, detail: str
     """One line that says what was refused, to whom, and what to do about it."""
     if code == 403:
         return (
-            f"trainer may not {verb} trials/status in namespace {namespace} as {identity} (403):"
+            f"trainer may not {verb} {wire.TRIALS}/status in namespace {namespace} as {identity} (403):"
             " bind the campaign-trainer role"
         )
     if code == 401:
@@ -205,7 +205,7 @@ def refusal_message(verb: str, namespace: str, name: str, code: int, detail: str
             f"trainer could not authenticate to the apiserver as {identity} (401): its token is missing,"
             " expired or not trusted"
         )
-    return f"trainer could not {verb} trials/status {namespace}/{name} ({code}): {detail}"
+    return f"trainer could not {verb} {wire.TRIALS}/status {namespace}/{name} ({code}): {detail}"
 
 
 @dataclass(frozen=True)
@@ -330,7 +330,7 @@ class KubernetesReporter:
 
     @property
     def target(self) -> str:
-        return f"trials/status {self.namespace}/{self.name}"
+        return f"{wire.TRIALS}/status {self.namespace}/{self.name}"
 
     def _objects(self) -> CustomObjectsApi:
         if self._api is None:

@@ -19,6 +19,9 @@ from pydantic.alias_generators import to_camel
 GROUP = "training.campaign-operator.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+TRIALS, CAMPAIGNS = "campaigntrials", "trainingcampaigns"
+"""Plurals. The Trial kind's plural is not `trials`: Katib's `trials.kubeflow.org` owns that name,
+and next to it `kubectl get trials` would silently pick one of the two groups."""
 
 # DNS-1123 label (what Kubernetes requires for label values and most names).
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"

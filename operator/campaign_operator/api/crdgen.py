@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .base import GROUP, TEXT_MAX_LENGTH, VERSION, ApiModel
+from .base import CAMPAIGNS, GROUP, TEXT_MAX_LENGTH, TRIALS, VERSION, ApiModel
 from .campaign import TrainingCampaign, TrainingCampaignSpec, TrainingCampaignStatus
 from .trial import TrialSpec, TrialStatus
 
@@ -186,6 +186,7 @@ def _schema_for(model: type[ApiModel]) -> Schema:
 def _crd(
     kind: str,
     plural: str,
+    singular: str,
     short_names: list[str],
     spec_model: type[ApiModel],
     status_model: type[ApiModel],
@@ -223,7 +224,7 @@ def _crd(
                 "kind": kind,
                 "listKind": f"{kind}List",
                 "plural": plural,
-                "singular": kind.lower(),
+                "singular": singular,
                 "shortNames": short_names,
                 "categories": ["campaign-operator"],
             },
@@ -253,7 +254,8 @@ def _conditions_as_map(schema: Schema) -> None:
 def campaign_crd() -> dict[str, Any]:
     crd = _crd(
         "TrainingCampaign",
-        "trainingcampaigns",
+        CAMPAIGNS,
+        "trainingcampaign",
         ["tc", "campaign"],
         TrainingCampaignSpec,
         TrainingCampaignStatus,
@@ -275,8 +277,9 @@ def campaign_crd() -> dict[str, Any]:
 def trial_crd() -> dict[str, Any]:
     return _crd(
         "Trial",
-        "trials",
-        ["tr"],
+        TRIALS,  # not `trials`: Katib's trials.kubeflow.org has it (api.base)
+        "campaigntrial",
+        ["ctrial"],
         TrialSpec,
         TrialStatus,
         "Trial is one run of one parameter set of a TrainingCampaign phase. Its spec is immutable.",

@@ -20,7 +20,7 @@ class TrainerSettings:
     """Interpreter on the Ray nodes that has campaign_trainer installed."""
     reporter: str = "kubernetes"
     service_account: str = "campaign-trainer"
-    """ServiceAccount of the Ray pods (kuberay): it may patch trials/status and nothing else."""
+    """ServiceAccount of the Ray pods (kuberay): it may patch campaigntrials/status and nothing else."""
     cluster_role: str | None = None
     """ClusterRole (the chart's <release>-trainer) that the operator binds `service_account` to in a
     namespace before its first RayJob there; None: the cluster's admin provides both."""

@@ -111,7 +111,8 @@ async def relisting(list_once: Callable[[], Awaitable[T]], what: str) -> T:
 
 
 def resource_of(path: str) -> str:
-    """The resource a request path names: `trials`, `trials/status`, `leases`, ... (a bounded label)."""
+    """The resource a request path names: `campaigntrials`, `campaigntrials/status`, `leases`, ...
+    (a bounded label)."""
     parts = path.split("?", 1)[0].strip("/").split("/")
     at = parts.index("namespaces") + 2 if "namespaces" in parts else (2 if parts[:1] == ["api"] else 3)
     if at >= len(parts):  # a namespace itself, or a cluster-wide collection

@@ -58,7 +58,7 @@ def outcome_not_reported(job: str) -> JobOutcome:
         TrialState.FAILED,
         OUTCOME_NOT_REPORTED,
         f"{job} succeeded but the trainer never reported its outcome into the Trial's status:"
-        " check the trainer's ServiceAccount and RBAC (patch trials/status) and its logs",
+        " check the trainer's ServiceAccount and RBAC (patch campaigntrials/status) and its logs",
     )
 
 

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from campaign_operator.api.base import GROUP, VERSION
+from campaign_operator.api.base import CAMPAIGNS, GROUP, TRIALS, VERSION
 
-TRIALS, CAMPAIGNS = "trials", "trainingcampaigns"
 __all__ = ["CAMPAIGNS", "GROUP", "TRIALS", "VERSION"]
 
 TRIAL_ENV = "CAMPAIGN_TRIAL"

@@ -77,9 +77,9 @@ def _explain(control_plane: ControlPlane, field: str) -> str:
 @pytest.mark.parametrize(
     "field",
     [
-        "trial.status",
-        "trial.status.executorRef",
-        "trial.status.best",
+        "campaigntrial.status",
+        "campaigntrial.status.executorRef",
+        "campaigntrial.status.best",
         "trainingcampaign.status",
         "trainingcampaign.status.phases",
         "trainingcampaign.status.phases.gate",

@@ -46,7 +46,7 @@ def test_our_crds_are_established_and_explainable(control_plane: ControlPlane):
     # so whether campaigns exist is not ours to assume).
     resources = control_plane.kubectl("api-resources", "--api-group=training.campaign-operator.io").stdout
     assert re.search(r"trainingcampaigns\s+tc,campaign\s", resources), resources
-    assert re.search(r"trials\s+tr\s", resources), resources
+    assert re.search(r"campaigntrials\s+ctrial\s", resources), resources
     header = control_plane.kubectl("get", "tc", "-A").stdout.splitlines()[:1]
     assert not header or header[0].split()[2:6] == ["STATE", "PHASE", "PROGRESS", "FAILRATE"], header
 
@@ -92,7 +92,7 @@ def test_trial_spec_is_immutable(control_plane: ControlPlane, namespace: str):
         "metadata": {"name": "c-p-0123456789"},
         "spec": {"campaign": "c", "phase": "p", "task": "regression", "epochs": 3},
     }
-    base = f"/apis/training.campaign-operator.io/v1alpha1/namespaces/{namespace}/trials"
+    base = f"/apis/training.campaign-operator.io/v1alpha1/namespaces/{namespace}/campaigntrials"
     assert control_plane.request("POST", base, json=trial).status_code == 201
     with control_plane.session() as s:
         r = s.patch(
@@ -107,3 +107,62 @@ def test_trial_spec_is_immutable(control_plane: ControlPlane, namespace: str):
             headers={"Content-Type": "application/merge-patch+json"},
         )
         assert ok.status_code == 200 and ok.json()["status"]["state"] == "Running", ok.text
+
+
+KATIB_TRIALS = {
+    # The names Katib's Trial CRD registers (trials.kubeflow.org); a schema-less stand-in: only the
+    # names matter to kubectl's resolution.
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "trials.kubeflow.org"},
+    "spec": {
+        "group": "kubeflow.org",
+        "names": {"kind": "Trial", "listKind": "TrialList", "plural": "trials", "singular": "trial"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1beta1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+def test_our_trials_are_never_confused_with_katibs(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+):
+    """Next to Katib, `kubectl get trials` is Katib's; ours answer to campaigntrials, ctrial and the
+    campaign-operator category, and never to a name Katib registers."""
+    trial = {
+        "apiVersion": "training.campaign-operator.io/v1alpha1",
+        "kind": "Trial",
+        "metadata": {"name": "ours-p-0", "namespace": namespace},
+        "spec": {"campaign": "ours", "phase": "p", "task": "regression", "epochs": 1},
+    }
+    (tmp_path / "katib.json").write_text(json.dumps(KATIB_TRIALS))
+    (tmp_path / "trial.json").write_text(json.dumps(trial))
+    control_plane.kubectl("apply", "-f", str(tmp_path / "katib.json"))
+    try:
+        control_plane.kubectl(
+            "wait", "--for=condition=Established", "crd/trials.kubeflow.org", "--timeout=60s"
+        )
+        control_plane.kubectl("apply", "-f", str(tmp_path / "trial.json"))
+
+        def names(resource: str) -> list[str]:
+            out = control_plane.kubectl("get", resource, "-n", namespace, "-o", "name").stdout
+            return out.split()
+
+        ours = "trial.training.campaign-operator.io/ours-p-0"
+        deadline = time.monotonic() + 30  # discovery caches trail a new CRD
+        while names("trials") != [] and time.monotonic() < deadline:
+            time.sleep(1)
+        assert names("trials") == [], "kubectl get trials resolved to ours next to Katib's"
+        for resource in ("campaigntrials", "campaigntrial", "ctrial", "campaign-operator"):
+            assert ours in names(resource), resource
+    finally:
+        control_plane.kubectl("delete", "crd", "trials.kubeflow.org", "--wait=true")

@@ -78,7 +78,7 @@ def test_rbac_is_least_privilege(control_plane: ControlPlane, helm, namespace):
         r = control_plane.kubectl("auth", "can-i", verb, resource, "-n", namespace, "--as", sa, check=False)
         return r.stdout.strip() == "yes"
 
-    assert can("create", "trials.training.campaign-operator.io")
+    assert can("create", "campaigntrials.training.campaign-operator.io")
     assert can("patch", "trainingcampaigns.training.campaign-operator.io/status")
     assert can("create", "rayjobs.ray.io")
     assert can("get", "secrets")

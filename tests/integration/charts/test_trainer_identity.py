@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 TRAINER_ROLE = "co-trainer"  # the chart's <release>-trainer for release `co`
-TRIALS = "trials.training.campaign-operator.io"
+TRIALS = "campaigntrials.training.campaign-operator.io"
 ROLEBINDINGS = "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
 # Flags the tests set themselves: loopback ports, a short resync, the token's kubeconfig.
 OWN_FLAGS = ("--metrics-port", "--metrics-addr", "--liveness", "--resync-seconds", "--kubeconfig")

@@ -76,7 +76,9 @@ class Kube:
         return self.ok("GET", self.path(ns, "trainingcampaigns", name))
 
     def trials(self, ns: str, campaign: str) -> list[dict[str, Any]]:
-        items = self.ok("GET", self.path(ns, "trials") + f"?labelSelector=campaign={campaign}")["items"]
+        items = self.ok("GET", self.path(ns, "campaigntrials") + f"?labelSelector=campaign={campaign}")[
+            "items"
+        ]
         return sorted(items, key=lambda t: t["metadata"]["name"])
 
     def rayjobs(self, ns: str, campaign: str | None = None) -> list[dict[str, Any]]:
@@ -392,7 +394,7 @@ def trainer_verdict(kube: Kube, ns: str, trial: str) -> None:
     from campaign_trainer.reporters import outcome_patch
 
     verdict = Outcome(trial, "Succeeded", "Completed", "trained 1 epoch", completion_time=now_rfc3339())
-    kube.ok("PATCH", kube.path(ns, "trials", trial) + "/status", outcome_patch(verdict), MERGE_PATCH)
+    kube.ok("PATCH", kube.path(ns, "campaigntrials", trial) + "/status", outcome_patch(verdict), MERGE_PATCH)
 
 
 class FakeKubeRay:
@@ -456,7 +458,10 @@ class FakeKubeRay:
         """The job's trainer reports its verdict once the operator has recorded the launch of its
         attempt: a real Ray job takes far longer than an operator restart, this one 1 s."""
         labels = job["metadata"]["labels"]
-        status = self.kube.ok("GET", self.kube.path(self.ns, "trials", labels["trial"])).get("status") or {}
+        status = (
+            self.kube.ok("GET", self.kube.path(self.ns, "campaigntrials", labels["trial"])).get("status")
+            or {}
+        )
         if status.get("state") != "Running" or str(status.get("attempt")) != labels["attempt"]:
             return False
         trainer_verdict(self.kube, self.ns, labels["trial"])

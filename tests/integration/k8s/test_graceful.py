@@ -77,7 +77,7 @@ def test_a_reconcile_that_changes_nothing_writes_nothing(
 
 
 def test_sigterm_lets_the_plan_in_progress_finish(kube: Kube, namespace: str, operator_factory: Any) -> None:
-    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="trials"))
+    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="campaigntrials"))
     op = operator_factory(namespace)
     try:
         kube.create_campaign(namespace, running("drain", 300))  # one plan creates all 300

@@ -92,7 +92,7 @@ def test_jobs_of_other_trials_are_never_adopted_and_jobs_ended_from_outside_are_
         )
 
         def status(case: str) -> dict[str, Any]:
-            return kube.ok("GET", kube.path(ns, "trials", names[case])).get("status") or {}
+            return kube.ok("GET", kube.path(ns, "campaigntrials", names[case])).get("status") or {}
 
         def shows(case: str, state: str, reason: str | None, attempt: int) -> dict[str, Any] | None:
             s = status(case)
@@ -127,7 +127,7 @@ def test_jobs_of_other_trials_are_never_adopted_and_jobs_ended_from_outside_are_
         epoch = {"epoch": 1, "metrics": {"val_loss": 1000.0}}  # a trainer that did not stop itself
         kube.ok(
             "PATCH",
-            kube.path(ns, "trials", names["rule"]) + "/status",
+            kube.path(ns, "campaigntrials", names["rule"]) + "/status",
             {"status": {**epoch, "history": [epoch]}},
             MERGE_PATCH,
         )

@@ -60,7 +60,7 @@ def test_one_replica_acts_and_the_standby_takes_over_when_it_is_killed(
     kube: Kube, namespace: str, operator_factory: Any
 ) -> None:
     jobs_seen = AddedRecorder(kube, RAY_PATH.format(ns=namespace))
-    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="trials"))
+    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="campaigntrials"))
     fake = FakeKubeRay(kube, namespace, lambda job: "Succeeded", run_seconds=1.0)
     first = operator_factory(namespace, *FAST_LEASE)
     wait_for(lambda: started(first), 30, f"the first replica leads\n{first.log_tail()}")

@@ -43,7 +43,7 @@ def test_a_lost_create_race_replans_instead_of_failing(
     )
     body: dict[str, Any] = trial.to_wire()
     body.pop("status")
-    kube.ok("POST", kube.path(namespace, "trials"), body)  # the other writer was first
+    kube.ok("POST", kube.path(namespace, "campaigntrials"), body)  # the other writer was first
 
     async def apply() -> list[str]:
         async with connected(str(control_plane.kubeconfig_path)) as client:
@@ -54,5 +54,5 @@ def test_a_lost_create_race_replans_instead_of_failing(
 
     assert asyncio.run(apply()) == []  # nothing launched on a guess
     assert kube.ok("GET", RAY_PATH.format(ns=namespace))["items"] == []
-    stored = kube.ok("GET", kube.path(namespace, "trials", "race-p-0"))
+    stored = kube.ok("GET", kube.path(namespace, "campaigntrials", "race-p-0"))
     assert (stored.get("status") or {}).get("state", "Pending") == "Pending"

@@ -137,7 +137,7 @@ class OperatorShell:
         self.reporter: KubernetesReporter | None = None
 
     def _refresh(self) -> Trial:  # what the next reconcile lists
-        return self.book.put(self.kube.ok("GET", self.kube.path(self.namespace, "trials", NAME)))
+        return self.book.put(self.kube.ok("GET", self.kube.path(self.namespace, "campaigntrials", NAME)))
 
     async def apply(self, kind: str, arg: Any) -> dict[str, Any]:
         if kind == "create":

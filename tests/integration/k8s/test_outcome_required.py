@@ -131,11 +131,11 @@ def test_a_stale_view_never_overwrites_the_trainers_verdict(
         },
         "spec": {"campaign": "stale", "phase": "p", "task": "regression", "epochs": 1},
     }
-    kube.ok("POST", kube.path(namespace, "trials"), trial)
+    kube.ok("POST", kube.path(namespace, "campaigntrials"), trial)
     launched = {"state": "Running", "attempt": 1, "startTime": now_rfc3339()}
     kube.ok(
         "PATCH",
-        kube.path(namespace, "trials", "stale-p-0") + "/status",
+        kube.path(namespace, "campaigntrials", "stale-p-0") + "/status",
         {"status": launched},
         "application/merge-patch+json",
     )
@@ -143,7 +143,7 @@ def test_a_stale_view_never_overwrites_the_trainers_verdict(
     async def record_on_a_stale_view() -> Any:
         async with connected(str(control_plane.kubeconfig_path)) as client:
             book = TrialBook()
-            seen = book.put(kube.ok("GET", kube.path(namespace, "trials", "stale-p-0")))  # Running
+            seen = book.put(kube.ok("GET", kube.path(namespace, "campaigntrials", "stale-p-0")))  # Running
             verdict = trainer_reports(control_plane.kubeconfig_path, namespace, "stale-p-0")  # meanwhile
             model = TrainingCampaign.model_validate(campaign)
             executor = KubeRayExecutor(client, model, TrainerSettings())
@@ -154,7 +154,7 @@ def test_a_stale_view_never_overwrites_the_trainers_verdict(
     seen, verdict, recorded, conflicts = asyncio.run(record_on_a_stale_view())
     assert seen.status.state == TrialState.RUNNING
     assert recorded is None and conflicts == 1
-    status = kube.ok("GET", kube.path(namespace, "trials", "stale-p-0"))["status"]
+    status = kube.ok("GET", kube.path(namespace, "campaigntrials", "stale-p-0"))["status"]
     assert (status["state"], status["reason"], status["message"]) == (
         verdict.state,
         verdict.reason,

@@ -54,7 +54,7 @@ def campaign(name: str, cases: list[str], max_failure_rate: float, **phase: Any)
 
 def case_of(kube: Kube, ns: str, job: dict[str, Any]) -> str:
     trial = job["metadata"]["labels"]["trial"]
-    return str(kube.ok("GET", kube.path(ns, "trials", trial))["spec"]["parameters"]["case"])
+    return str(kube.ok("GET", kube.path(ns, "campaigntrials", trial))["spec"]["parameters"]["case"])
 
 
 def utc_now() -> str:
@@ -72,7 +72,7 @@ def trainer_reports_success(kube: Kube, ns: str, job: str) -> None:
     }
     kube.ok(
         "PATCH",
-        kube.path(ns, "trials", trial) + "/status",
+        kube.path(ns, "campaigntrials", trial) + "/status",
         {"status": verdict},
         "application/merge-patch+json",
     )

@@ -247,7 +247,7 @@ def test_rayjobs_are_accepted_and_stored_whole(kube: Kube, namespace: str, case:
         # A real Trial, so the RayJob's owner reference points at something that exists.
         body = trial.to_wire()
         body.pop("status", None)
-        stored = kube.ok("POST", kube.path(namespace, "trials") + STRICT, body)
+        stored = kube.ok("POST", kube.path(namespace, "campaigntrials") + STRICT, body)
         trial.metadata.uid = stored["metadata"]["uid"]
         for attempt in (1, 99):  # the widest attempt suffix naming allows
             rayjob = build_rayjob(trial, attempt, campaign, TrainerSettings())

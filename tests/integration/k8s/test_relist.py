@@ -49,7 +49,7 @@ def expiring_between_pages(client: KubeClient, kube: Kube, namespace: str) -> li
 
     async def request(method: str, path: str, **kw: Any) -> Any:
         if "continue" in (kw.get("query") or {}) and not expired:
-            kube.ok("POST", kube.path(namespace, "trials"), trial(namespace, next(made)))
+            kube.ok("POST", kube.path(namespace, "campaigntrials"), trial(namespace, next(made)))
             expired.append(path)
             raise Expired(410, "Gone", GONE)
         return await original(method, path, **kw)
@@ -62,7 +62,7 @@ def test_an_expired_list_is_listed_again_from_a_fresh_snapshot(
     kube: Kube, control_plane: ControlPlane, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for i in range(3):
-        kube.ok("POST", kube.path(namespace, "trials"), trial(namespace, i))
+        kube.ok("POST", kube.path(namespace, "campaigntrials"), trial(namespace, i))
     monkeypatch.setattr(kube_client, "LIST_PAGE", 1)  # every item its own page: continue tokens
 
     async def run() -> tuple[list[str], list[str], list[str]]:

@@ -42,14 +42,14 @@ def manifest() -> dict[str, Any]:
 def test_sigkill_mid_campaign_neither_duplicates_nor_loses_work(
     kube: Kube, namespace: str, operator_factory: Any
 ) -> None:
-    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="trials"))
+    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="campaigntrials"))
     jobs_seen = AddedRecorder(kube, RAY_PATH.format(ns=namespace))
     trial_x: dict[str, int] = {}
 
     def verdict(job: dict[str, Any]) -> str:
         trial = job["metadata"]["labels"]["trial"]
         if trial not in trial_x:
-            params = kube.ok("GET", kube.path(namespace, "trials", trial))["spec"]["parameters"]
+            params = kube.ok("GET", kube.path(namespace, "campaigntrials", trial))["spec"]["parameters"]
             trial_x[trial] = params.get("x", -1)
         first = job["metadata"]["labels"]["attempt"] == "1"
         return "AppFailed" if first and trial_x[trial] in FLAKY else "Succeeded"

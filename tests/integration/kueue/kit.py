@@ -111,7 +111,7 @@ def trial_jobs(
     for trial in trials:
         body = trial.to_wire()
         body.pop("status", None)
-        trial.metadata.uid = kube.ok("POST", kube.path(ns, "trials"), body)["metadata"]["uid"]
+        trial.metadata.uid = kube.ok("POST", kube.path(ns, "campaigntrials"), body)["metadata"]["uid"]
         job = build_rayjob(trial, 1, campaign, TrainerSettings())
         assert job["metadata"]["labels"][QUEUE_LABEL] == local_queue
         assert job["metadata"]["labels"].get(PRIORITY_LABEL) == priority_class

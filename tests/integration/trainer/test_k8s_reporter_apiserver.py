@@ -30,7 +30,7 @@ kind: Role
 metadata: {name: campaign-trainer, namespace: NS}
 rules:
 - apiGroups: [training.campaign-operator.io]
-  resources: [trials/status]
+  resources: [campaigntrials/status]
   verbs: [get, patch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -221,7 +221,7 @@ def test_an_unbound_service_account_stops_the_trainer_before_it_trains(
     proc = run_trainer(doc, kubeconfig, "kubernetes")
     assert proc.returncode == 4, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"campaign_trainer: trainer may not get trials/status in namespace {namespace} as"
+        f"campaign_trainer: trainer may not get campaigntrials/status in namespace {namespace} as"
         f" system:serviceaccount:{namespace}:campaign-trainer (403): bind the campaign-trainer role"
     )
     assert stored_status(control_plane, namespace, "collapse-1") == launched  # nothing written
@@ -305,7 +305,7 @@ def test_a_kubeconfig_with_a_credential_plugin_and_an_inline_ca_reports(
     with pytest.raises(ReportFailed) as failure:
         refused.report_outcome(Outcome(trial="collapse-1", state="Failed", reason="Error"))
     assert str(failure.value) == (
-        f"trainer may not patch trials/status in namespace {namespace} as"
+        f"trainer may not patch campaigntrials/status in namespace {namespace} as"
         f" system:serviceaccount:{namespace}:unbound-trainer (403): bind the campaign-trainer role"
     )
     assert int(runs.read_text()) > before
@@ -318,7 +318,7 @@ kind: Role
 metadata: {name: trial-reader, namespace: NS}
 rules:
 - apiGroups: [training.campaign-operator.io]
-  resources: [trials/status]
+  resources: [campaigntrials/status]
   verbs: [get]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -342,7 +342,7 @@ def test_a_refused_status_patch_stops_training_after_the_first_epoch(
     proc = run_trainer(doc, kubeconfig, "stdout", "kubernetes")
     assert proc.returncode == 4, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"campaign_trainer: trainer may not patch trials/status in namespace {namespace} as"
+        f"campaign_trainer: trainer may not patch campaigntrials/status in namespace {namespace} as"
         f" system:serviceaccount:{namespace}:campaign-trainer (403): bind the campaign-trainer role"
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -360,7 +360,7 @@ def test_trainer_identity_cannot_touch_spec_or_other_trials(
         "auth",
         "can-i",
         "patch",
-        "trials.training.campaign-operator.io",
+        "campaigntrials.training.campaign-operator.io",
         "-n",
         namespace,
         kubeconfig=runner,
@@ -371,7 +371,7 @@ def test_trainer_identity_cannot_touch_spec_or_other_trials(
         "auth",
         "can-i",
         "patch",
-        "trials.training.campaign-operator.io",
+        "campaigntrials.training.campaign-operator.io",
         "--subresource=status",
         "-n",
         namespace,

@@ -32,7 +32,7 @@ from .conftest import trial
 
 pytestmark = pytest.mark.integration
 
-STATUS_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/team-a/trials/t-1/status"
+STATUS_PATH = "/apis/training.campaign-operator.io/v1alpha1/namespaces/team-a/campaigntrials/t-1/status"
 
 
 @dataclass
@@ -175,7 +175,8 @@ def test_a_refusal_is_fatal_but_an_unreachable_epoch_is_not(
     ]
     rep = reporter_via_kubeconfig(url, tmp_path, backoff_base_s=0.01)
     rep._status = TrialStatus()
-    with pytest.raises(ReportFailed, match=r"could not patch trials/status team-a/t-1 \(422\): status.epoch"):
+    refused = r"could not patch campaigntrials/status team-a/t-1 \(422\): status.epoch"
+    with pytest.raises(ReportFailed, match=refused):
         rep.report_epoch(1, {"loss": 1.0})
     assert len(state.requests) == 1  # never retried: the same body gets the same answer
     dead = reporter_via_kubeconfig("http://127.0.0.1:9", tmp_path, backoff_base_s=0.01, attempts=2)
@@ -202,7 +203,7 @@ def test_the_token_is_never_logged_or_quoted(
         "trainer could not authenticate to the apiserver as its credentials (401): its token is missing,"
         " expired or not trusted"
     )
-    assert "PATCH trials/status team-a/t-1 failed after retries: HTTP 503" in caplog.text
+    assert "PATCH campaigntrials/status team-a/t-1 failed after retries: HTTP 503" in caplog.text
     assert all(r.headers["authorization"] == "Bearer tok-123" for r in state.requests)  # it was sent
     assert "tok-123" not in caplog.text
 
@@ -214,8 +215,8 @@ def test_a_refused_epoch_stops_training_and_the_refusal_reaches_the_caller(
     forbidden = {
         "kind": "Status",
         "reason": "Forbidden",
-        "message": 'trials.training.campaign-operator.io "t-1" is forbidden: User'
-        ' "system:serviceaccount:team-a:campaign-trainer" cannot patch resource "trials/status"'
+        "message": 'campaigntrials.training.campaign-operator.io "t-1" is forbidden: User'
+        ' "system:serviceaccount:team-a:campaign-trainer" cannot patch resource "campaigntrials/status"'
         ' in API group "training.campaign-operator.io" in the namespace "team-a"',
     }
     state.script = [(200, {}, {"status": {}}), *[(403, {}, forbidden)] * 2]
@@ -225,7 +226,7 @@ def test_a_refused_epoch_stops_training_and_the_refusal_reaches_the_caller(
     with pytest.raises(ReportFailed) as refused:
         run_trial(doc, rep)
     assert str(refused.value) == (
-        "trainer may not patch trials/status in namespace team-a as"
+        "trainer may not patch campaigntrials/status in namespace team-a as"
         " system:serviceaccount:team-a:campaign-trainer (403): bind the campaign-trainer role"
     )
     # GET (seed), the refused epoch-1 patch, the refused outcome (Failed/ReportFailed): no epoch 2.

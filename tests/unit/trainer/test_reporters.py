@@ -165,7 +165,7 @@ def test_only_where_the_kubeconfig_is_travels_to_ray_workers(tmp_path: Path) -> 
     data = pickle.dumps(rep)  # travels to Ray workers
     assert b"s3cret" not in data and b"CA PEM" not in data
     clone = pickle.loads(data)
-    assert clone.connection == conn and clone._api is None and clone.target == "trials/status ns/t-1"
+    assert clone.connection == conn and clone._api is None and clone.target == "campaigntrials/status ns/t-1"
 
 
 def test_make_reporter(tmp_path: Path) -> None:
@@ -204,12 +204,12 @@ def test_token_subject_names_the_service_account() -> None:
 def test_refusal_messages_say_who_may_not_do_what() -> None:
     sa = "system:serviceaccount:team-a:campaign-trainer"
     assert refusal_message("patch", "team-a", "t-1", 403, "forbidden", sa) == (
-        "trainer may not patch trials/status in namespace team-a as"
+        "trainer may not patch campaigntrials/status in namespace team-a as"
         " system:serviceaccount:team-a:campaign-trainer (403): bind the campaign-trainer role"
     )
     assert "(401)" in refusal_message("get", "team-a", "t-1", 401, "Unauthorized", sa)
-    assert refusal_message("patch", "team-a", "t-1", 404, 'trials "t-1" not found', sa) == (
-        'trainer could not patch trials/status team-a/t-1 (404): trials "t-1" not found'
+    assert refusal_message("patch", "team-a", "t-1", 404, 'campaigntrials "t-1" not found', sa) == (
+        'trainer could not patch campaigntrials/status team-a/t-1 (404): campaigntrials "t-1" not found'
     )
 
 
