@@ -81,6 +81,7 @@ def observe_campaign(
     ns, name = campaign.metadata.namespace or "default", campaign.metadata.name
     for cs in CampaignState:
         CAMPAIGN_STATE.labels(ns, name, cs.value).set(1 if status.state == cs else 0)
+    RECONCILE_ERRORS.labels(ns, name)  # exported as 0 from the first reconcile: no errors, not no data
     series = _phases.setdefault((ns, name), set())
     for p in status.phases:
         counts = p.counts
