@@ -18,6 +18,8 @@ from rig.controlplane import REPO_ROOT, ControlPlaneError
 CHART = REPO_ROOT / "charts" / "campaign-operator"
 SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
 RELEASE, RELEASE_NS = "co", "campaign-system"
+# The chart's values on a local cluster, the same file for the rig and for kind (hack/kind.sh).
+LOCAL_VALUES = REPO_ROOT / "hack" / "local-values.yaml"
 
 
 @dataclass(frozen=True)
@@ -56,17 +58,25 @@ def helm(cluster: LocalCluster, *args: str, timeout: float = 600) -> str:
     return r.stdout
 
 
-def chart_values(images: Images, resync_seconds: int = 5) -> list[str]:
-    """Local images never pull: pull policy Never for the operator and every Ray pod."""
+def chart_values(images: Images) -> list[str]:
+    """The images' refs, from the build; the rest (pull policy Never for the operator and every Ray
+    pod, the resync period) is LOCAL_VALUES."""
     repo, tag = images.operator.rsplit(":", 1)
+    trainer_repo, trainer_tag = images.trainer.rsplit(":", 1)
     return [
         f"image.repository={repo}",
         f"image.tag={tag}",
-        "image.pullPolicy=Never",
-        f"trainer.image={images.trainer}",
-        "trainer.imagePullPolicy=Never",
-        f"resyncSeconds={resync_seconds}",
+        f"trainer.image.repository={trainer_repo}",
+        f"trainer.image.tag={trainer_tag}",
     ]
+
+
+def helm_install_args(images: Images) -> list[str]:
+    """`helm install` of our chart as the rig runs it; hack/kind.sh up runs the same on kind."""
+    args = ["install", RELEASE, str(CHART), "--namespace", RELEASE_NS, "--values", str(LOCAL_VALUES)]
+    for v in chart_values(images):
+        args += ["--set", v]
+    return [*args, "--wait", "--timeout", "5m"]
 
 
 def install_operator(cluster: LocalCluster, images: Images) -> float:
@@ -74,11 +84,8 @@ def install_operator(cluster: LocalCluster, images: Images) -> float:
     cluster.install_crds(sorted(SHARED_CRDS.glob("monitoring.coreos.com_*.yaml")))
     cluster.kubectl("create", "namespace", RELEASE_NS)
     cluster.kubectl("label", "namespace", RELEASE_NS, "pod-security.kubernetes.io/enforce=restricted")
-    args = ["install", RELEASE, str(CHART), "--namespace", RELEASE_NS, "--wait", "--timeout", "5m"]
-    for v in chart_values(images):
-        args += ["--set", v]
     t0 = time.monotonic()
-    helm(cluster, *args)
+    helm(cluster, *helm_install_args(images))
     seconds = time.monotonic() - t0
     print(f"rig: helm install took {seconds:.0f}s", file=sys.stderr)
     return seconds
