@@ -6,7 +6,7 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries cluster-up cluster-down bench-cluster images
+.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries cluster-up cluster-down bench-cluster images kind-up kind-demo kind-down
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -52,6 +52,19 @@ cluster-up: setup cluster-binaries tools
 
 cluster-down: setup
 	./hack/cluster.sh down
+
+# The same flow on kind, for users with Docker (docs/kind.md): `make kind-up` creates the cluster
+# (hack/kind.yaml: a CPU worker and a GPU-pool worker), installs KubeRay from its chart, builds our
+# images with Docker and `kind load`s them, and installs our chart with the rig's values
+# (hack/local-values.yaml); `make kind-demo` runs the rig's demo campaign to Succeeded.
+kind-up:
+	./hack/kind.sh up
+
+kind-demo:
+	./hack/kind.sh demo
+
+kind-down:
+	./hack/kind.sh down
 
 # The local cluster's images (operator, trainer, pause), built with buildah on a Debian 12 base and
 # saved as OCI archives named by a hash of their inputs; prints "NAME REF ARCHIVE" per image.
