@@ -182,12 +182,13 @@ load_images() {
     done
     ;;
   archives)
-    local lines=()
+    local lines=() built
     if [[ -n "$DRY" ]]; then
       run hack/build-images.sh operator trainer
       lines=("operator ${IMAGE_PREFIX}operator:dry-run ARCHIVE" "trainer ${IMAGE_PREFIX}trainer:dry-run ARCHIVE")
     else
-      mapfile -t lines < <(hack/build-images.sh operator trainer)
+      built="$(hack/build-images.sh operator trainer)" || die "hack/build-images.sh failed (its log is above)"
+      mapfile -t lines <<<"$built"
     fi
     for line in "${lines[@]}"; do
       read -r name ref archive <<<"$line"
@@ -252,7 +253,8 @@ demo() {
   [[ -z "$DRY" ]] || return 0
   log "waiting for campaign demo (up to ${DEMO_TIMEOUT}s; kubectl --context $CONTEXT get campaign-operator,rayjobs,pods -n $DEMO_NS)"
   while :; do
-    state="$(kc get trainingcampaign demo -n "$DEMO_NS" -o jsonpath='{.status.state} {.status.currentPhase} {.status.progress}')"
+    state="$(kc get trainingcampaign demo -n "$DEMO_NS" -o jsonpath='{.status.state} {.status.currentPhase} {.status.progress}')" ||
+      state="(not readable just now)"
     [[ "$state" == "$last" ]] || log "demo: $state"
     last="$state"
     case "$state" in
