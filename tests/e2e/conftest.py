@@ -1,17 +1,24 @@
 """e2e fixtures: a real local Ray head (`ray start --head`, token auth on, dashboard for the Jobs
-API) on loopback with free ports, stopped at teardown."""
+API) on loopback with free ports, stopped at teardown; Debian's real Prometheus scraping what a test
+names."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+import yaml
 
+from rig.controlplane import free_port
 from rig.rayhead import NOT_INHERITED, RayHead, RayHeadError, start_ray_head
 
-__all__ = ["NOT_INHERITED", "RayHead", "ray_head"]
+__all__ = ["NOT_INHERITED", "Prometheus", "RayHead", "prometheus", "ray_head"]
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -31,3 +38,82 @@ def ray_head() -> Iterator[RayHead]:
         yield head
     finally:
         head.stop()
+
+
+class Prometheus:
+    """Debian's `prometheus` on a free loopback port, scraping `targets` every second (job
+    `campaign-operator`) with `rule_files` loaded; its HTTP API, with a bad query an error."""
+
+    def __init__(self, workdir: Path, targets: Sequence[str], rule_files: Sequence[Path] = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(f) for f in rule_files],
+            "scrape_configs": [
+                {"job_name": "campaign-operator", "static_configs": [{"targets": list(targets)}]}
+            ],
+        }
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.log_path = workdir / "prometheus.log"
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "prometheus",
+                    f"--config.file={workdir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={workdir / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"Prometheus did not get ready:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    def api(self, path: str, **params: Any) -> Any:
+        r = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=30)
+        assert r.ok, f"Prometheus /api/v1/{path} {params}: HTTP {r.status_code} {r.text[:1000]}"
+        return r.json()["data"]
+
+    def query(self, q: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query's series (`value` each)."""
+        return list(self.api("query", query=q, **({"time": at} if at is not None else {}))["result"])
+
+    def query_range(self, q: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """A range query's series (`values` each)."""
+        return list(self.api("query_range", query=q, start=start, end=end, step=step)["result"])
+
+    def label_values(self, label: str, match: str, start: float, end: float) -> list[str]:
+        """What Grafana's `label_values(match, label)` lists (it asks this endpoint)."""
+        return list(self.api(f"label/{label}/values", **{"match[]": match, "start": start, "end": end}))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
+    """Starts a real Prometheus (see `Prometheus`); every one started is stopped at teardown."""
+    started: list[Prometheus] = []
+
+    def start(targets: Sequence[str], rule_files: Sequence[Path] = ()) -> Prometheus:
+        workdir = tmp_path / f"prometheus-{len(started)}"
+        workdir.mkdir()
+        started.append(Prometheus(workdir, targets, rule_files))
+        return started[-1]
+
+    yield start
+    for p in started:
+        p.stop()

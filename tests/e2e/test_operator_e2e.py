@@ -9,19 +9,18 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from campaign_operator.planner.naming import job_name
 from integration.k8s.opkit import Kube, OperatorProcess, condition, operator_args, wait_for
 from rig.controlplane import ControlPlane, free_port
 
-from .conftest import NOT_INHERITED, RayHead
+from .conftest import NOT_INHERITED, Prometheus, RayHead
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -239,7 +238,7 @@ def test_a_phase_over_its_failure_threshold_fails_the_campaign(
 
 
 def test_a_real_prometheus_scrapes_the_operator_and_fires_the_charts_alert(
-    operator: OperatorProcess, ns: str, tmp_path: Path
+    operator: OperatorProcess, ns: str, tmp_path: Path, prometheus: Callable[..., Prometheus]
 ):
     """Debian's Prometheus scrapes /metrics with the chart's own alert rules loaded: the failed
     campaign of the previous test shows up as a series and as a firing CampaignPhaseFailed."""
@@ -261,50 +260,14 @@ def test_a_real_prometheus_scrapes_the_operator_and_fires_the_charts_alert(
         check=True,
     ).stdout
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(yaml.safe_load(rendered)["spec"]))
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(tmp_path / "rules.yaml")],
-        "scrape_configs": [
-            {
-                "job_name": "campaign-operator",
-                "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}],
-            }
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (tmp_path / "prometheus.log").open("w")
-    prom = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    api = f"http://127.0.0.1:{port}/api/v1/query"
+    prom = prometheus([f"127.0.0.1:{operator.metrics_port}"], [tmp_path / "rules.yaml"])
+    query = prom.query
 
-    def query(q: str) -> list[dict[str, Any]]:
-        try:
-            r = requests.get(api, params={"query": q}, timeout=5)
-        except requests.ConnectionError:
-            return []
-        return list(r.json()["data"]["result"]) if r.ok else []
-
-    try:
-        wait_for(lambda: query('up{job="campaign-operator"} == 1'), 60, "Prometheus scraping the operator")
-        rate = f'campaign_phase_failure_rate{{namespace="{ns}", campaign="bad", phase="explore"}}'
-        wait_for(lambda: query(rate), 30, f"{rate} in Prometheus")
-        assert float(query(rate)[0]["value"][1]) == pytest.approx(1 / 3)
-        alert = (
-            'ALERTS{{alertname="CampaignPhaseFailed", alertstate="firing", campaign="{}", namespace="{}"}}'
-        )
-        firing = alert.format("bad", ns)
-        wait_for(lambda: query(firing), 30, "CampaignPhaseFailed firing for the failed campaign")
-        assert not query(alert.format("ok", ns))
-    finally:
-        prom.terminate()
-        prom.wait(timeout=30)
-        log.close()
+    wait_for(lambda: query('up{job="campaign-operator"} == 1'), 60, "Prometheus scraping the operator")
+    rate = f'campaign_phase_failure_rate{{namespace="{ns}", campaign="bad", phase="explore"}}'
+    wait_for(lambda: query(rate), 30, f"{rate} in Prometheus")
+    assert float(query(rate)[0]["value"][1]) == pytest.approx(1 / 3)
+    alert = 'ALERTS{{alertname="CampaignPhaseFailed", alertstate="firing", campaign="{}", namespace="{}"}}'
+    firing = alert.format("bad", ns)
+    wait_for(lambda: query(firing), 30, "CampaignPhaseFailed firing for the failed campaign")
+    assert not query(alert.format("ok", ns))
