@@ -34,12 +34,54 @@ def helm(tools_bin: Path):
     return run
 
 
-def render(helm, namespace: str, *values: str) -> list[dict[str, Any]]:
-    """`helm template` of the chart as release `co` in `namespace`, with `--set` values."""
-    args = ["template", "co", str(CHART), "--namespace", namespace]
+# What a cluster with prometheus-operator's CRDs serves: the monitoring objects' `auto` renders them.
+MONITORING_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule")
+
+
+def render(
+    helm, namespace: str, *values: str, release: str = "co", api_versions: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """`helm template` of the chart as `release` in `namespace`, with `--set` values and the extra
+    API versions `.Capabilities` should show."""
+    args = ["template", release, str(CHART), "--namespace", namespace]
     for v in values:
         args += ["--set", v]
+    for api in api_versions:
+        args += ["--api-versions", api]
     return [d for d in yaml.safe_load_all(helm(*args)) if d]
+
+
+class Helm:
+    """helm against the session's control plane, with its own config, cache and data dirs."""
+
+    def __init__(self, binary: Path, kubeconfig: Path, home: Path) -> None:
+        self.binary, self.kubeconfig = binary, kubeconfig
+        self.env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.binary), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> str:
+        r = self.run(*args)
+        assert r.returncode == 0, f"helm {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+        return r.stdout
+
+
+@pytest.fixture
+def cluster_helm(control_plane: ControlPlane, tools_bin: Path, tmp_path: Path) -> Helm:
+    return Helm(tools_bin / "helm", control_plane.kubeconfig_path, tmp_path / "helm-home")
 
 
 def apply_object(

@@ -11,7 +11,7 @@ import yaml
 
 from rig.controlplane import ControlPlane
 
-from .conftest import CHART, REPO, apply_object, render
+from .conftest import CHART, MONITORING_APIS, REPO, apply_object, render
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +32,11 @@ def test_chart_ships_the_generated_crds():
 @pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
 def test_rendered_manifests_are_accepted_by_the_apiserver(control_plane: ControlPlane, helm, namespace, mode):
     values = [] if mode == "cluster-wide" else [f"watchNamespaces={{{namespace}}}"]
-    docs = render(helm, namespace, *values)
+    docs = render(helm, namespace, *values, api_versions=MONITORING_APIS)
     kinds = sorted({d["kind"] for d in docs})
-    assert {"Deployment", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount"} <= set(kinds)
+    assert {"Deployment", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount", "Pod"} <= set(
+        kinds
+    )
     for doc in docs:
         r = apply_object(control_plane, doc, namespace, dry_run=True)
         assert r.status_code in (200, 201), f"{doc['kind']}/{doc['metadata']['name']}: {r.text[:500]}"
@@ -64,7 +66,7 @@ def test_rbac_is_least_privilege(control_plane: ControlPlane, helm, namespace):
         if doc["kind"] in ("ClusterRole", "Role"):
             for rule in doc["rules"]:
                 assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
-    sa = f"system:serviceaccount:{namespace}:campaign-operator"
+    sa = f"system:serviceaccount:{namespace}:co-campaign-operator"
 
     def can(verb: str, resource: str) -> bool:
         r = control_plane.kubectl("auth", "can-i", verb, resource, "-n", namespace, "--as", sa, check=False)
@@ -83,17 +85,18 @@ def test_rbac_is_least_privilege(control_plane: ControlPlane, helm, namespace):
     assert not can("delete", "pods")
     assert can("create", "serviceaccounts") and can("create", "rolebindings.rbac.authorization.k8s.io")
     assert not can("delete", "serviceaccounts") and not can("patch", "rolebindings.rbac.authorization.k8s.io")
-    assert can("bind", "clusterroles.rbac.authorization.k8s.io/co-trainer")
+    assert can("bind", "clusterroles.rbac.authorization.k8s.io/co-campaign-operator-trainer")
     assert not can("bind", "clusterroles.rbac.authorization.k8s.io/edit")
-    assert not can("escalate", "clusterroles.rbac.authorization.k8s.io/co-trainer")
+    assert not can("escalate", "clusterroles.rbac.authorization.k8s.io/co-campaign-operator-trainer")
 
 
 LOCAL_RIG = (
     "image.repository=localhost/campaign-operator",
     "image.tag=0123abc",
     "image.pullPolicy=Never",
-    "trainer.image=localhost/campaign-trainer:0123abc",
-    "trainer.imagePullPolicy=Never",
+    "trainer.image.repository=localhost/campaign-trainer",
+    "trainer.image.tag=0123abc",
+    "trainer.image.pullPolicy=Never",
 )
 
 
@@ -104,7 +107,7 @@ def test_images_and_pull_policies_are_settable_for_a_local_rig(helm, namespace):
     assert container["imagePullPolicy"] == "Never"
     assert "--trainer-image=localhost/campaign-trainer:0123abc" in container["args"]
     assert "--trainer-image-pull-policy=Never" in container["args"]
-    assert "--trainer-cluster-role=co-trainer" in container["args"]
+    assert "--trainer-cluster-role=co-campaign-operator-trainer" in container["args"]
     (default,) = [d for d in render(helm, namespace) if d["kind"] == "Deployment"]
     assert (
         "--trainer-image-pull-policy=IfNotPresent"
@@ -114,11 +117,11 @@ def test_images_and_pull_policies_are_settable_for_a_local_rig(helm, namespace):
 
 def test_values_schema_refuses_a_pull_policy_kubernetes_would_not_know(tools_bin: Path):
     r = subprocess.run(
-        [str(tools_bin / "helm"), "template", "co", str(CHART), "--set", "trainer.imagePullPolicy=never"],
+        [str(tools_bin / "helm"), "template", "co", str(CHART), "--set", "trainer.image.pullPolicy=never"],
         capture_output=True,
         text=True,
     )
-    assert r.returncode != 0 and "trainer/imagePullPolicy" in r.stderr, r.stderr
+    assert r.returncode != 0 and "trainer/image/pullPolicy" in r.stderr, r.stderr
 
 
 def test_crds_dir_has_only_crds():
