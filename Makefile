@@ -6,7 +6,7 @@ PY := .venv/bin/python
 CACHE ?= $(HOME)/.cache/campaign-operator
 PYTEST_ARGS ?=
 
-.PHONY: tools setup lock uv test unit lint typecheck crds demo plan-demo bench bench-operator clean cluster-binaries cluster-up cluster-down bench-cluster images kind-up kind-demo kind-down
+.PHONY: tools setup lock uv test unit lint typecheck crds krew demo plan-demo bench bench-operator clean cluster-binaries cluster-up cluster-down bench-cluster images kind-up kind-demo kind-down
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -75,6 +75,11 @@ images:
 crds: setup
 	$(PY) -m campaign_operator.api.crdgen crds/
 	cp crds/*.yaml charts/campaign-operator/crds/
+
+# The krew plugin: dist/kubectl-campaign-<version>.tar.gz (the shim and LICENSE, byte-for-byte
+# reproducible) and plugins/krew/campaign.yaml with its sha256; rerun after a version or shim change.
+krew:
+	./hack/krew.sh
 
 # helm (from Go modules) and promtool (Debian) for the chart and alert-rule tests.
 tools:
