@@ -60,11 +60,11 @@ def manifest(epochs: int) -> dict[str, Any]:
 
 
 def run_campaign(workdir: Path, epochs: int, concurrency: int) -> tuple[float, int]:
-    from campaign_operator.embedded.display import NullDisplay
     from campaign_operator.embedded.runner import Runner
     from campaign_operator.embedded.store import Store
     from campaign_operator.executors.local import LocalExecutor
     from campaign_operator.planner.admission import load_campaign
+    from campaign_operator.report.live import NullDisplay
 
     campaign = load_campaign(manifest(epochs))
     state = workdir / "campaign"

@@ -16,14 +16,12 @@ def report(state_dir: str, path: str) -> None:
 
     from campaign_operator.embedded.snapshot import read_campaign
     from campaign_operator.embedded.store import Store, StoreError
-    from campaign_operator.report.html import build_report
+
+    from .output import write_report
 
     try:
         with Store(Path(state_dir), readonly=True) as store:
             data = read_campaign(store)
     except StoreError as e:
         raise click.ClickException(str(e)) from None
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_report(data), encoding="utf-8")
-    click.echo(f"report: {out.resolve()}")
+    write_report(data, path)

@@ -45,10 +45,10 @@ def run(file: str, state_dir: str | None, max_parallel: int | None, quiet: bool,
 
     from campaign_operator.api.campaign import CampaignState
     from campaign_operator.api.validation import SpecError
-    from campaign_operator.embedded.display import make_display
     from campaign_operator.embedded.manifest import load_campaign_file
     from campaign_operator.embedded.runner import Runner, StopOnSignal, default_parallelism, state_dir_for
     from campaign_operator.embedded.store import LeaseHeld, StoreError, open_for_run
+    from campaign_operator.report.live import make_display
 
     try:
         campaign = load_campaign_file(file)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
     from campaign_operator.embedded.store import Store
+    from campaign_operator.report.live import Snapshot
 
 
 @click.command("status")
@@ -23,50 +24,31 @@ def status(state_dir: str, watch: bool, interval: float) -> None:
     until it ends or its runner stops."""
     from pathlib import Path
 
+    from campaign_operator.embedded.snapshot import read_snapshot
     from campaign_operator.embedded.store import Store, StoreError
+
+    from .output import follow, show
 
     try:
         with Store(Path(state_dir), readonly=True) as store:
-            _show(store, watch, interval)
+            if not watch:
+                show(read_snapshot(store))
+                return
+            last = follow(_polled(store, interval))
     except StoreError as e:  # no state yet, or a damaged one: one line, never a sqlite3 traceback
         raise click.ClickException(str(e)) from None
+    if last is not None and not last.finished and not last.runner_alive:
+        click.echo(f"{last.name}: {last.runner}", err=True)
 
 
-def _show(store: Store, watch: bool, interval: float) -> None:
-    from rich.console import Console
-    from rich.live import Live
-
-    from campaign_operator.embedded.display import plain_lines, render, summary_line
+def _polled(store: Store, interval: float) -> Iterator[Snapshot]:
+    """The store's snapshots every `interval` until the campaign ends or its runner stops (a state dir
+    has no watch: SQLite is polled)."""
     from campaign_operator.embedded.snapshot import read_snapshot
 
-    snap = read_snapshot(store)
-    tty = sys.stdout.isatty()
-    if not watch:
-        if tty:
-            Console().print(render(snap))
-        else:
-            click.echo("\n".join(plain_lines(None, snap)))
-            click.echo(f"progress: {summary_line(snap)}")
-        return
-    try:
-        if tty:
-            with Live(render(snap), refresh_per_second=4) as live:
-                while not snap.finished and snap.runner_alive:
-                    time.sleep(interval)
-                    snap = read_snapshot(store)
-                    live.update(render(snap))
-        else:
-            before = None
-            while True:
-                for line in plain_lines(before, snap):
-                    click.echo(line)
-                if snap.finished or not snap.runner_alive:
-                    break
-                before = snap
-                time.sleep(interval)
-                snap = read_snapshot(store)
-            click.echo(f"progress: {summary_line(snap)}")
-        if not snap.finished and not snap.runner_alive:
-            click.echo(f"{snap.name}: {snap.runner}", err=True)
-    except KeyboardInterrupt:
-        pass
+    while True:
+        snap = read_snapshot(store)
+        yield snap
+        if snap.finished or not snap.runner_alive:
+            return
+        time.sleep(interval)

@@ -33,9 +33,9 @@ from campaign_operator.lifecycle.outcomes import executor_error
 from campaign_operator.lifecycle.wire import parse_lines, progress_path
 from campaign_operator.planner import CreateTrial, EmitEvent, FinishTrial, LaunchTrial, plan
 from campaign_operator.planner.naming import job_name
+from campaign_operator.report.live import Snapshot
 
 from . import progress
-from .display import Snapshot
 from .store import Store
 
 TERMINAL = (CampaignState.SUCCEEDED, CampaignState.FAILED)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 
 from campaign_operator.api.campaign import CampaignState, TrainingCampaign, TrainingCampaignStatus
-from campaign_operator.api.trial import Trial
+from campaign_operator.report.live import Snapshot
+from campaign_operator.report.results import CampaignData
 
-from .display import Snapshot
 from .store import StateCorrupt, Store, StoreError, runner_note
 
 
@@ -38,15 +37,6 @@ def _read_snapshot(store: Store) -> Snapshot:
         runner=runner_note(store, terminal),
         runner_alive=(lease := store.lease()) is not None and lease.alive,
     )
-
-
-@dataclass(frozen=True)
-class CampaignData:
-    """A finished (or running) campaign as the results table and the report read it."""
-
-    campaign: TrainingCampaign
-    status: TrainingCampaignStatus
-    trials: list[Trial]
 
 
 def read_campaign(store: Store) -> CampaignData:

@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from campaign_operator.api.campaign import TrainingCampaignStatus
 from campaign_operator.api.trial import Trial
+from campaign_operator.report.live import Event
 
 DB_NAME = "state.db"
 LOCK_NAME = "runner.lock"
@@ -78,14 +79,6 @@ CREATE TABLE IF NOT EXISTS lease (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-@dataclass(frozen=True)
-class Event:
-    time: datetime
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

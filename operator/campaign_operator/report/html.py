@@ -21,6 +21,7 @@ from campaign_operator.api.common import Mode, TrialState
 from campaign_operator.api.trial import Trial
 
 from . import svg
+from .results import CampaignData
 
 # Metrics that describe the run, not the model: left out of curves and checkpoint tables.
 HOUSEKEEPING = frozenset({"samples_per_sec", "epoch_time_s", "lr"})
@@ -411,11 +412,9 @@ svg .title{font-weight:600}svg text{font-size:11px;font-family:system-ui,sans-se
 """
 
 
-def build_report(data: Any, generated: datetime | None = None) -> str:
-    """`data`: a CampaignData (campaign, status, trials). Returns the whole HTML document."""
-    campaign: TrainingCampaign = data.campaign
-    status: TrainingCampaignStatus = data.status
-    trials: list[Trial] = list(data.trials)
+def build_report(data: CampaignData, generated: datetime | None = None) -> str:
+    """The whole HTML document of a campaign, wherever its data was read from."""
+    campaign, status, trials = data.campaign, data.status, list(data.trials)
     by_phase: dict[str, list[Trial]] = {}
     for t in trials:
         by_phase.setdefault(t.spec.phase, []).append(t)

@@ -10,10 +10,23 @@ import io
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from campaign_operator.api.campaign import TrainingCampaign, TrainingCampaignStatus
 from campaign_operator.api.trial import Trial
+
+
+@dataclass(frozen=True)
+class CampaignData:
+    """A finished (or running) campaign as the results table and the report read it, from a state
+    dir or from the apiserver."""
+
+    campaign: TrainingCampaign
+    status: TrainingCampaignStatus
+    trials: list[Trial]
+
 
 FIXED = ("phase", "name", "state", "reason", "attempt", "epochs", "best_epoch", "duration_s", "start_time")
 
@@ -57,14 +70,12 @@ def row(trial: Trial) -> dict[str, Any]:
 
 
 def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Fixed columns, then param.*, final.*, best.* in first-seen order within each group."""
-    seen: dict[str, None] = {c: None for c in FIXED}
+    """Fixed columns, then param.*, final.*, best.*, each group sorted: the same trials give the same
+    columns in whatever order a source lists them (a state dir, the apiserver)."""
+    out = list(FIXED)
     for group in ("param.", "final.", "best."):
-        for r in rows:
-            for k in r:
-                if k.startswith(group):
-                    seen.setdefault(k, None)
-    return list(seen)
+        out += sorted({k for r in rows for k in r if k.startswith(group)})
+    return out
 
 
 def rows(trials: Iterable[Trial], phase: str | None = None) -> list[dict[str, Any]]:

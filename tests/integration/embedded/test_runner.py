@@ -11,11 +11,11 @@ import pytest
 
 from campaign_operator.api.campaign import CampaignState, TrainingCampaign
 from campaign_operator.api.common import TrialState
-from campaign_operator.embedded.display import NullDisplay
 from campaign_operator.embedded.runner import Runner
 from campaign_operator.embedded.store import Store
 from campaign_operator.executors.local import LocalExecutor, init_ray
 from campaign_operator.planner.admission import load_campaign
+from campaign_operator.report.live import NullDisplay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,7 +23,6 @@ import pytest
 
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.trial import ExecutorRef, Trial
-from campaign_operator.embedded.display import NullDisplay
 from campaign_operator.embedded.runner import Runner
 from campaign_operator.embedded.store import Store
 from campaign_operator.executors.base import Completion
@@ -35,6 +34,7 @@ from campaign_operator.lifecycle.outcomes import executor_error
 from campaign_operator.lifecycle.wire import progress_path
 from campaign_operator.planner.actions import CreateTrial, LaunchTrial
 from campaign_operator.planner.naming import job_name
+from campaign_operator.report.live import NullDisplay
 from campaign_trainer.outcome import Outcome, now_rfc3339
 from campaign_trainer.reporters import ClusterConnection, JsonlReporter, KubernetesReporter
 from rig.controlplane import ControlPlane

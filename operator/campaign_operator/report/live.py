@@ -1,4 +1,6 @@
 """What a person watching a campaign sees: a rich live view on a terminal, plain lines otherwise.
+The same view whatever feeds it: the embedded runner, its state dir, or the apiserver (kubectl
+campaign).
 
 `render(snapshot)` and `plain_lines(before, after)` are pure (data in, text/renderables out); the
 `LiveDisplay` / `PlainDisplay` classes only push them to a terminal or stream.
@@ -28,10 +30,18 @@ from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
 from campaign_operator.planner import accounting
 
-from .store import Event
-
 LATEST_FAILURES = 5
 PREVIEW = 110
+
+
+@dataclass(frozen=True)
+class Event:
+    """A campaign's event: the embedded store's, or a Kubernetes Event about the campaign."""
+
+    time: datetime
+    type: str
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)

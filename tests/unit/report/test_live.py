@@ -15,10 +15,10 @@ from campaign_operator.api.campaign import (
     TrialCounts,
 )
 from campaign_operator.api.common import TrialState
-from campaign_operator.embedded import display
-from campaign_operator.embedded.display import Snapshot
+from campaign_operator.report import live as display
+from campaign_operator.report.live import Snapshot
 
-from .helpers import T0, finished, trial
+from ..embedded.helpers import T0, finished, trial
 
 pytestmark = pytest.mark.unit
 
