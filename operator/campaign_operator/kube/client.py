@@ -145,20 +145,26 @@ class KubeClient:
         self.instance = instance or instance_identity()
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None) -> KubeClient:
-        """In-cluster service account when present, else the kubeconfig (KUBECONFIG, ~/.kube/config)."""
+    async def connect(
+        cls, kubeconfig: str | None = None, context: str | None = None, component: str = "campaign-operator"
+    ) -> KubeClient:
+        """In-cluster service account when present, else the kubeconfig (KUBECONFIG, ~/.kube/config)
+        and its current context, or `context`."""
         configuration = k8s.Configuration()
         if (
             kubeconfig is None
+            and context is None
             and os.environ.get("KUBERNETES_SERVICE_HOST")
             and os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token")
         ):
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+            await k8s_config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
         # The default pool (4) serialises the parallel creates of a large sweep.
         configuration.connection_pool_maxsize = 32
-        return cls(k8s.ApiClient(configuration))
+        return cls(k8s.ApiClient(configuration), component=component)
 
     async def close(self) -> None:
         await self.api.close()
@@ -205,6 +211,61 @@ class KubeClient:
             attempt += 1
             log.debug("%s %s: retrying in %.1fs", method, path, delay)
             await asyncio.sleep(delay)
+
+    async def stream(
+        self, path: str, query: Mapping[str, str | int], timeout_s: float | None = None, verb: str = "GET"
+    ) -> AsyncIterator[bytes]:
+        """The body of one long GET (a watch, a followed log) as it arrives, in chunks. Not retried:
+        the caller knows where to resume from."""
+        metrics.API_REQUESTS.labels(verb, resource_of(path)).inc()
+        try:
+            response = await self.api.call_api(
+                path,
+                "GET",
+                query_params=list(query.items()),
+                header_params={"Accept": "application/json, */*"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout_s,
+            )
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise ApiError(0, type(e).__name__, str(e)) from e
+        try:
+            if response.status >= 400:
+                failed = ApiException(status=response.status, reason=response.reason)
+                failed.body = await response.text()
+                raise _error(failed)
+            async for chunk in response.content.iter_any():
+                yield chunk
+        finally:
+            response.release()
+
+    async def watch(
+        self, path: str, resource_version: str, selector: Mapping[str, str], timeout_s: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events ({type, object}) of one watch from `resource_version` until the server ends it
+        (after `timeout_s`). A 410 (the version is older than etcd keeps) raises Expired: list again."""
+        query: dict[str, str | int] = {
+            "watch": 1,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout_s,
+            **selector,
+        }
+        pending = b""
+        # Line by line, whatever the chunking: one event can be a 128 KiB Trial.
+        async for chunk in self.stream(path, query, timeout_s + 30, verb="WATCH"):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                event: dict[str, Any] = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    code, message = int(status.get("code") or 0), str(status.get("message") or "")
+                    raise (Expired if code == 410 else ApiError)(code, str(status.get("reason")), message)
+                yield event
 
     # -- generic custom objects ---------------------------------------------------------------
     @staticmethod
