@@ -48,8 +48,10 @@ KUBERNETES_SERVICE_IP = "10.0.0.1"
 # libyaml's loader parses KubeRay's 1.4 MB CRD ~4x faster than the pure-Python one.
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # kube-controller-manager --controllers: garbage collection, namespace deletion, the "default"
-# ServiceAccount in each namespace, and its token controller.
+# ServiceAccount in each namespace, its token controller, and the aggregation of ClusterRoles into
+# view/edit/admin (the chart's user roles).
 DEFAULT_CONTROLLERS = (
+    "clusterrole-aggregation-controller",
     "garbage-collector-controller",
     "namespace-controller",
     "serviceaccount-controller",

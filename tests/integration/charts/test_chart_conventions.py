@@ -103,9 +103,11 @@ def test_every_object_is_named_from_the_release(helm, release: str, values: list
     ]
     assert len(fullname) <= 63
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    trainer = f"{fullname[: 62 - len('trainer')].rstrip('-')}-trainer"
-    dashboard = f"{fullname[: 62 - len('dashboard')].rstrip('-')}-dashboard"
-    assert len(trainer) <= 63 and len(dashboard) <= 63
+    trainer, dashboard, viewer, editor = (
+        f"{fullname[: 62 - len(suffix)].rstrip('-')}-{suffix}"
+        for suffix in ("trainer", "dashboard", "viewer", "editor")
+    )
+    assert max(len(trainer), len(dashboard), len(viewer), len(editor)) <= 63
     assert names == {
         ("ServiceAccount", fullname),
         ("ClusterRole", fullname),
@@ -113,6 +115,8 @@ def test_every_object_is_named_from_the_release(helm, release: str, values: list
         ("ClusterRole", f"{fullname}-scan"),
         ("ClusterRoleBinding", f"{fullname}-scan"),
         ("ClusterRole", trainer),
+        ("ClusterRole", viewer),
+        ("ClusterRole", editor),
         ("Role", f"{fullname}-leader"),
         ("RoleBinding", f"{fullname}-leader"),
         ("Service", fullname),
