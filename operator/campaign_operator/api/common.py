@@ -363,7 +363,7 @@ class PodTemplate(ApiModel):
     service_account_name: str | None = Field(None, pattern=DNS_SUBDOMAIN, max_length=253)
     """ServiceAccount of the trial's pods; default: the operator's trainer account, which the operator
     creates and binds in the campaign's namespace. Another account must be allowed to get campaigntrials and
-    get/patch campaigntrials/status there (bind it to the chart's <release>-trainer ClusterRole)."""
+    get/patch campaigntrials/status there (bind it to the chart's <fullname>-trainer ClusterRole)."""
     labels: dict[str, Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]] = Field(
         default_factory=dict, max_length=32
     )

@@ -22,7 +22,7 @@ class TrainerSettings:
     service_account: str = "campaign-trainer"
     """ServiceAccount of the Ray pods (kuberay): it may patch campaigntrials/status and nothing else."""
     cluster_role: str | None = None
-    """ClusterRole (the chart's <release>-trainer) that the operator binds `service_account` to in a
+    """ClusterRole (the chart's <fullname>-trainer) that the operator binds `service_account` to in a
     namespace before its first RayJob there; None: the cluster's admin provides both."""
     image_pull_policy: str = "IfNotPresent"
     """Pull policy of the Ray containers where the node pool sets none."""

@@ -67,7 +67,7 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
     "--trainer-cluster-role",
     default="",
     help="ClusterRole to bind the trainer service account to in each namespace before its first"
-    " RayJob (the chart's <release>-trainer); '' leaves both to the cluster's admin.",
+    " RayJob (the chart's <fullname>-trainer); '' leaves both to the cluster's admin.",
 )
 @click.option(
     "--trainer-image-pull-policy",

@@ -19,7 +19,11 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def rules_file(helm, tmp_path: Path) -> Path:
-    docs = [d for d in yaml.safe_load_all(helm("template", "co", str(CHART), "--namespace", "ops")) if d]
+    # The PrometheusRule renders where prometheus-operator's kind is served (`auto`).
+    rendered = helm(
+        "template", "co", str(CHART), "-n", "ops", "--api-versions", "monitoring.coreos.com/v1/PrometheusRule"
+    )
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rule["spec"]))

@@ -25,7 +25,7 @@ from .conftest import apply_object, render
 pytestmark = pytest.mark.integration
 
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-TRAINER_ROLE = "co-trainer"  # the chart's <release>-trainer for release `co`
+TRAINER_ROLE = "co-campaign-operator-trainer"  # the chart's <fullname>-trainer for release `co`
 TRIALS = "campaigntrials.training.campaign-operator.io"
 ROLEBINDINGS = "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
 # Flags the tests set themselves: loopback ports, a short resync, the token's kubeconfig.
@@ -119,11 +119,11 @@ def test_trainers_get_exactly_their_rights_in_each_namespace_with_campaigns(
         if doc["kind"] in RBAC_KINDS:
             r = apply_object(cp, doc, release)
             assert r.status_code in (200, 201), f"{doc['kind']}/{doc['metadata']['name']}: {r.text[:500]}"
-    operator_sa = f"system:serviceaccount:{release}:campaign-operator"
+    operator_sa = f"system:serviceaccount:{release}:co-campaign-operator"
     op = chart_operator(
         cp,
         docs,
-        token_kubeconfig(cp, release, "campaign-operator", tmp_path / "op.kubeconfig"),
+        token_kubeconfig(cp, release, "co-campaign-operator", tmp_path / "op.kubeconfig"),
         tmp_path / "op.log",
     )
     try:
