@@ -27,8 +27,20 @@ _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
 
 def canonical_json(value: Any) -> str:
-    """One spelling per value: sorted keys, no whitespace, floats as Python repr."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    """One spelling per value: sorted keys, no whitespace, numbers as the apiserver stores them, other
+    floats as Python repr. The same manifest names its trials alike embedded and on a cluster."""
+    return json.dumps(as_stored(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def as_stored(value: Any) -> Any:
+    """JSON has one number type: a manifest's 100.0 comes back from the apiserver as 100."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: as_stored(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_stored(v) for v in value]
+    return value
 
 
 def trial_name(campaign: str, phase: str, point: dict[str, Any]) -> str:

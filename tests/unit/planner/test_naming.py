@@ -57,3 +57,13 @@ def test_names_are_stable_across_processes():
 def test_long_and_numeric_campaign_names_are_made_valid():
     name = trial_name("2026-" + "x" * 200, "phase", {"a": 1})
     assert DNS_1035.match(name) and name.startswith("t2026-")
+
+
+def test_a_number_is_named_as_the_apiserver_stores_it():
+    """JSON has one number type: the 100.0 of a manifest comes back from the apiserver as 100, so the
+    same manifest's trials have the same names embedded and on a cluster."""
+    assert trial_name("c", "p", {"lr": 100.0, "dims": [64.0, 32]}) == trial_name(
+        "c", "p", {"lr": 100, "dims": [64, 32]}
+    )
+    assert trial_name("c", "p", {"lr": 0.5}) != trial_name("c", "p", {"lr": 0.25})
+    assert trial_name("c", "p", {"flag": True}) != trial_name("c", "p", {"flag": 1})
