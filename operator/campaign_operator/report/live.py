@@ -121,6 +121,12 @@ def threshold(phase: PhaseStatus) -> Threshold:
     return Threshold(phase.failure_rate, phase.max_failure_rate, c.failed, allowed, level)
 
 
+def best_text(phase: PhaseStatus) -> str:
+    if phase.best is None:
+        return "—"
+    return f"{phase.best.metric}={phase.best.value:.4g} ({phase.best.trial})"
+
+
 def gate_text(phase: PhaseStatus) -> str:
     if phase.gate is None:
         return "—"
@@ -198,6 +204,7 @@ def render(snap: Snapshot) -> RenderableType:
         )
     phases.add_column("Failure rate vs threshold")
     phases.add_column("Gate")
+    phases.add_column("Best")
     phases.add_column("ETA", justify="right")
     for p in s.phases:
         c = p.counts
@@ -215,6 +222,7 @@ def render(snap: Snapshot) -> RenderableType:
             str(c.skipped),
             Text(th.text(), style=_LEVEL_STYLE[th.level]),
             Text(gate_text(p), style="green" if p.gate and p.gate.passed else ("red" if p.gate else "")),
+            best_text(p),
             eta(p, snap.now),
         )
     parts: list[RenderableType] = [head, phases]
@@ -295,6 +303,8 @@ def plain_lines(before: Snapshot | None, after: Snapshot) -> list[str]:
                 line += f" (failure rate {th.rate:.1%} vs max {th.limit:.0%} {th.marker})"
             if p.gate is not None and p.gate.passed is not None:
                 line += f" gate {gate_text(p)}"
+            if p.best is not None:
+                line += f" best {best_text(p)}"
         out.append(line)
     if before is None or before.status.state != after.status.state:
         out.append(f"{ts} {headline(after)}")

@@ -7,6 +7,7 @@ import pytest
 from rich.console import Console
 
 from campaign_operator.api.campaign import (
+    BestTrial,
     CampaignState,
     GateStatus,
     PhaseState,
@@ -66,11 +67,16 @@ def test_plain_lines_report_changes_once() -> None:
     before = _snap([running], PhaseState.RUNNING, CampaignState.RUNNING)
     failed = finished("t1", "explore", TrialState.FAILED, reason="NonFiniteLoss", message="loss is nan")
     gate = GateStatus(expression="phase.best.metrics.r2 > 0.5", passed=True)
-    after = _snap([failed], PhaseState.SUCCEEDED, CampaignState.SUCCEEDED, gate=gate)
+    best = BestTrial(trial="t2", metric="val_loss", value=0.25)
+    after = _snap([failed], PhaseState.SUCCEEDED, CampaignState.SUCCEEDED, gate=gate, best=best)
     lines = display.plain_lines(before, after)
     assert any("t1 Failed (NonFiniteLoss) loss is nan" in x for x in lines)
     assert any(
-        "phase explore Succeeded" in x and "14.3% vs max 20% ⚠" in x and "gate ✓ passed" in x for x in lines
+        "phase explore Succeeded" in x
+        and "14.3% vs max 20% ⚠" in x
+        and "gate ✓ passed" in x
+        and "best val_loss=0.25 (t2)" in x
+        for x in lines
     )
     assert any("campaign demo · Succeeded" in x for x in lines)
     assert display.plain_lines(after, after) == []
