@@ -35,7 +35,12 @@ from ..conftest import crd_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
 
-FROZEN_S = 40  # longer than a watch's inactivity timeout would tolerate silently
+WATCH_READ_TIMEOUT_S = 10
+"""The recorders' watches take this long without a byte as broken (40 s elsewhere)."""
+FROZEN_S = 2 * WATCH_READ_TIMEOUT_S
+"""Longer than a watch's inactivity timeout would tolerate silently (every recorder's watch breaks and
+relists while frozen), and twice the operator's lease renew deadline (10 s of its 15 s lease): each
+request in flight, Lease renewals included, hangs for all of it and is answered after."""
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +92,9 @@ def test_a_frozen_then_restarted_apiserver_changes_no_count(own_plane: ControlPl
         metrics_port=metrics_port,
         liveness_port=liveness_port,
     ).start()
-    trials_seen = AddedRecorder(kube, GROUP_PATH.format(ns=namespace, plural="campaigntrials"))
-    jobs_seen = AddedRecorder(kube, RAY_PATH.format(ns=namespace))
+    trials = GROUP_PATH.format(ns=namespace, plural="campaigntrials")
+    trials_seen = AddedRecorder(kube, trials, read_timeout=WATCH_READ_TIMEOUT_S)
+    jobs_seen = AddedRecorder(kube, RAY_PATH.format(ns=namespace), read_timeout=WATCH_READ_TIMEOUT_S)
     fake = FakeKubeRay(kube, namespace, lambda job: "Succeeded", run_seconds=1.5, outages=True)
     try:
         kube.create_campaign(namespace, manifest())
@@ -112,6 +118,8 @@ def test_a_frozen_then_restarted_apiserver_changes_no_count(own_plane: ControlPl
         jobs_seen.close()
         op.stop()
 
+    broke = (len(trials_seen.disconnects), len(jobs_seen.disconnects))
+    print(f"the recorders' watches (trials, jobs) broke {broke} times and relisted")
     status = kube.campaign(namespace, "out")["status"]
     assert status["state"] == "Succeeded", status
     a, b = status["phases"]

@@ -257,10 +257,12 @@ class AddedRecorder:
 
     RETRY_STATUS = (429, 500, 502, 503, 504)
 
-    def __init__(self, kube: Kube, path: str):
+    def __init__(self, kube: Kube, path: str, read_timeout: float = 40.0):
+        """read_timeout: a watch that delivers nothing (not even a bookmark) this long is taken as
+        broken and the recorder relists."""
         import threading
 
-        self.kube, self.path = kube, path
+        self.kube, self.path, self.read_timeout = kube, path, read_timeout
         self._added: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.errors: list[str] = []
@@ -358,7 +360,7 @@ class AddedRecorder:
         sep = "&" if "?" in self.path else "?"
         query = f"watch=1&resourceVersion={self.version}&timeoutSeconds=30&allowWatchBookmarks=true"
         url = f"{self.kube.cp.server}{self.path}{sep}{query}"
-        with self.session.get(url, stream=True, timeout=(5, 40)) as r:
+        with self.session.get(url, stream=True, timeout=(5, self.read_timeout)) as r:
             if r.status_code == 410 or r.status_code in self.RETRY_STATUS:
                 raise _WatchBroken(f"watch: HTTP {r.status_code}")
             if r.status_code != 200:
