@@ -62,7 +62,7 @@ def test_a_reconcile_that_changes_nothing_writes_nothing(
     kube: Kube, namespace: str, operator_factory: Any
 ) -> None:
     fake = FakeKubeRay(kube, namespace, lambda job: "Succeeded", run_seconds=3600)
-    op = operator_factory(namespace)  # resync every 5 s
+    op = operator_factory(namespace, "--resync-seconds", "2")  # a reconcile every 2 s, not 5 s
     try:
         kube.create_campaign(namespace, running("idle", 4))
         wait_for(lambda: all_running(kube, namespace, "idle", 2), 60, f"2 running\n{op.log_tail()}")
