@@ -45,4 +45,4 @@ def operator_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Ca
 
     yield make
     for proc in started:
-        proc.stop()
+        proc.stop_in_background()
