@@ -67,7 +67,9 @@ def test_one_replica_acts_and_the_standby_takes_over_when_it_is_killed(
     second = operator_factory(namespace, *FAST_LEASE)  # alive (its liveness answers) as a standby
     try:
         assert holder(kube, namespace) == "operator-0"
-        assert "standby: lease" in second.log_tail() and not started(second)
+        # Its liveness answers from the start; it says standby after its first look at the Lease.
+        wait_for(lambda: "standby: lease" in second.log_tail(), 30, f"a standby\n{second.log_tail()}")
+        assert not started(second)
 
         kube.create_campaign(namespace, manifest("le", 6))
         wait_for(lambda: jobs_seen.total() >= 3, 60, f"a's jobs run\n{first.log_tail()}")
