@@ -88,7 +88,7 @@ def operator(
     )
     proc.start()
     yield proc
-    proc.stop()
+    proc.stop_in_background()
 
 
 def campaign(name: str, ray_head: RayHead, phase: dict[str, Any], **spec: Any) -> dict[str, Any]:
