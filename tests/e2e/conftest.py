@@ -1,12 +1,15 @@
 """e2e fixtures: a real local Ray head (`ray start --head`, token auth on, dashboard for the Jobs
-API) on loopback with free ports, stopped at teardown; Debian's real Prometheus scraping what a test
-names."""
+API) on loopback with free ports, stopped at teardown; per module a namespace holding the head's
+token and the operator as its own process watching it; Debian's real Prometheus scraping what a
+test names."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +18,34 @@ import pytest
 import requests
 import yaml
 
-from rig.controlplane import free_port
+from integration.k8s.opkit import Kube, OperatorProcess, operator_args
+from rig.controlplane import ControlPlane, free_port
 from rig.rayhead import NOT_INHERITED, RayHead, RayHeadError, start_ray_head
 
-__all__ = ["NOT_INHERITED", "Prometheus", "RayHead", "prometheus", "ray_head"]
+__all__ = [
+    "NOT_INHERITED",
+    "TEMPLATE",
+    "Prometheus",
+    "RayHead",
+    "kube",
+    "ns",
+    "operator",
+    "prometheus",
+    "ray_head",
+    "ray_namespace",
+    "start_operator",
+]
 
 VENV_BIN = Path(sys.executable).parent
+# A trial that trains for real in seconds: the e2e campaigns' template.
+TEMPLATE = {
+    "task": "regression",
+    "epochs": 2,
+    "batchSize": 64,
+    "dataset": {"synthetic": {"samples": 256, "seed": 1}},
+    "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
+    "resources": {"cpu": 1},
+}
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +63,83 @@ def ray_head() -> Iterator[RayHead]:
         yield head
     finally:
         head.stop()
+
+
+def campaign(name: str, ray_head: RayHead, phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """A campaign of TEMPLATE trials on the Ray head (the rayjobs executor, its token by reference)."""
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "template": TEMPLATE,
+            "objective": {"metric": "val_loss", "mode": "min"},
+            "executor": {
+                "kind": "rayjobs",
+                "address": ray_head.address,
+                "tokenSecretRef": {"name": "ray-token", "key": "token"},
+            },
+            "phases": phases,
+        },
+    }
+
+
+def ray_namespace(kube: Kube, ray_head: RayHead, prefix: str = "e2e") -> str:
+    """A fresh namespace with the Ray head's token as Secret `ray-token` (key `token`)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    kube.ok("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    token = base64.b64encode(ray_head.token.encode()).decode()
+    kube.ok(
+        "POST",
+        f"/api/v1/namespaces/{name}/secrets",
+        {"metadata": {"name": "ray-token"}, "data": {"token": token}},
+    )
+    return name
+
+
+def start_operator(
+    control_plane: ControlPlane, namespaces: Sequence[str], log_dir: Path, *extra: str
+) -> OperatorProcess:
+    """The operator as its own process watching `namespaces`. The Ray head runs on this machine:
+    trainers use this venv and reach the apiserver through the test kubeconfig (in a cluster: the
+    image's python, the ServiceAccount)."""
+    metrics_port, liveness_port = free_port(), free_port()
+    kubeconfig = str(control_plane.kubeconfig_path)
+    more = [arg for n in namespaces[1:] for arg in ("-n", n)]
+    proc = OperatorProcess(
+        args=[
+            *operator_args(kubeconfig, namespaces[0], metrics_port, liveness_port),
+            *more,
+            *extra,
+            *("--trainer-python", sys.executable, "--trainer-env", f"KUBECONFIG={kubeconfig}"),
+        ],
+        env={k: v for k, v in control_plane.env().items() if k not in NOT_INHERITED},
+        log_path=log_dir / "operator.log",
+        metrics_port=metrics_port,
+        liveness_port=liveness_port,
+    )
+    proc.start()
+    return proc
+
+
+@pytest.fixture(scope="module")
+def kube(control_plane: ControlPlane) -> Kube:
+    return Kube(control_plane)
+
+
+@pytest.fixture(scope="module")
+def ns(kube: Kube, ray_head: RayHead) -> Iterator[str]:
+    """The module's namespace (its own, so modules never see each other's campaigns)."""
+    name = ray_namespace(kube, ray_head)
+    yield name
+    kube.call("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    proc = start_operator(control_plane, [ns], tmp_path_factory.mktemp("operator"))
+    yield proc
+    proc.stop()
 
 
 class Prometheus:

@@ -7,22 +7,20 @@ data"; the test names it."""
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from integration.k8s.opkit import Kube, OperatorProcess, operator_args, wait_for
-from rig.controlplane import ControlPlane, free_port
+from integration.k8s.opkit import Kube, OperatorProcess, wait_for
+from rig.controlplane import ControlPlane
 
-from .conftest import NOT_INHERITED, Prometheus, RayHead
+from .conftest import Prometheus, RayHead, campaign
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "charts" / "campaign-operator" / "dashboards" / "campaign-operator.json"
@@ -35,73 +33,16 @@ RATE_INTERVAL = "10s"
 STEP = 2.0
 
 
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane, ray_head: RayHead) -> Iterator[str]:
-    kube = Kube(control_plane)
-    name = f"dash-{int(time.time())}"
-    kube.ok("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-    token = base64.b64encode(ray_head.token.encode()).decode()
-    kube.ok(
-        "POST",
-        f"/api/v1/namespaces/{name}/secrets",
-        {"metadata": {"name": "ray-token"}, "data": {"token": token}},
-    )
-    yield name
-    kube.call("DELETE", f"/api/v1/namespaces/{name}")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """The operator as its own process, watching `ns`; trainers run on the Ray head with this venv."""
-    metrics_port, liveness_port = free_port(), free_port()
-    kubeconfig = str(control_plane.kubeconfig_path)
-    proc = OperatorProcess(
-        args=[
-            *operator_args(kubeconfig, ns, metrics_port, liveness_port),
-            *("--trainer-python", sys.executable, "--trainer-env", f"KUBECONFIG={kubeconfig}"),
-        ],
-        env={k: v for k, v in control_plane.env().items() if k not in NOT_INHERITED},
-        log_path=tmp_path_factory.mktemp("operator") / "operator.log",
-        metrics_port=metrics_port,
-        liveness_port=liveness_port,
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-def campaign(ray_head: RayHead) -> dict[str, Any]:
-    """Two phases side by side, one trial each: one with a gate (the gate panel shows 1), one
-    without (-1), both with a failure threshold, both producing a best metric and a duration."""
-    return {
-        "metadata": {"name": "dash"},
-        "spec": {
-            "template": {
-                "task": "regression",
-                "epochs": 2,
-                "batchSize": 64,
-                "dataset": {"synthetic": {"samples": 256, "seed": 1}},
-                "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
-                "resources": {"cpu": 1},
-            },
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "executor": {
-                "kind": "rayjobs",
-                "address": ray_head.address,
-                "tokenSecretRef": {"name": "ray-token", "key": "token"},
-            },
-            "phases": [
-                {
-                    "name": "smoke",
-                    "gate": {"expression": "phase.succeeded == 1"},
-                    "failurePolicy": {"maxFailureRate": 0.2},
-                },
-                {"name": "explore", "failurePolicy": {"maxFailureRate": 0.5, "retries": 0}},
-            ],
-        },
-    }
+# Two phases side by side, one trial each: one with a gate (the gate panel shows 1), one without
+# (-1), both with a failure threshold, both producing a best metric and a duration.
+PHASES = [
+    {
+        "name": "smoke",
+        "gate": {"expression": "phase.succeeded == 1"},
+        "failurePolicy": {"maxFailureRate": 0.2},
+    },
+    {"name": "explore", "failurePolicy": {"maxFailureRate": 0.5, "retries": 0}},
+]
 
 
 def grafana_regex(value: str) -> str:
@@ -168,7 +109,7 @@ def test_every_panel_of_the_dashboard_has_data_from_a_real_campaign(
     wait_for(lambda: prom.query('up{job="campaign-operator"} == 1'), 60, "Prometheus scraping the operator")
     start = time.time()
     kube = Kube(control_plane)
-    kube.create_campaign(ns, campaign(ray_head))
+    kube.create_campaign(ns, campaign("dash", ray_head, PHASES))
     wait_for(
         lambda: kube.state(ns, "dash") in ("Succeeded", "Failed"),
         300,

@@ -11,9 +11,6 @@ on a real apiserver and the real trainer training and reporting:
 
 from __future__ import annotations
 
-import base64
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,40 +19,20 @@ import requests
 
 from campaign_operator.lifecycle.wire import JOB_TRIAL_UID
 from campaign_operator.planner.naming import job_name
-from integration.k8s.opkit import MERGE_PATCH, Kube, OperatorProcess, operator_args, wait_for
-from rig.controlplane import ControlPlane, free_port
+from integration.k8s.opkit import MERGE_PATCH, Kube, OperatorProcess, wait_for
+from rig.controlplane import ControlPlane
 
-from .conftest import NOT_INHERITED, RayHead
+from .conftest import TEMPLATE, RayHead, ray_namespace, start_operator
+from .conftest import campaign as rayjobs_campaign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.chaos]
 
-TEMPLATE = {
-    "task": "regression",
-    "epochs": 2,
-    "batchSize": 64,
-    "dataset": {"synthetic": {"samples": 256, "seed": 1}},
-    "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
-    "resources": {"cpu": 1},
-}
 FINISHED = ("Succeeded", "Failed")
 
 
 @pytest.fixture(scope="module")
-def kube(control_plane: ControlPlane) -> Kube:
-    return Kube(control_plane)
-
-
-@pytest.fixture(scope="module")
 def namespaces(kube: Kube, ray_head: RayHead) -> Iterator[tuple[str, str]]:
-    stamp = int(time.time())
-    names = (f"ident-a-{stamp}", f"ident-b-{stamp}")
-    for name in names:
-        kube.ok("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-        secret = {
-            "metadata": {"name": "ray-token"},
-            "data": {"token": base64.b64encode(ray_head.token.encode()).decode()},
-        }
-        kube.ok("POST", f"/api/v1/namespaces/{name}/secrets", secret)
+    names = (ray_namespace(kube, ray_head, "ident-a"), ray_namespace(kube, ray_head, "ident-b"))
     yield names
     for name in names:
         kube.call("DELETE", f"/api/v1/namespaces/{name}")
@@ -66,47 +43,22 @@ def operator(
     control_plane: ControlPlane, namespaces: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """One operator for both namespaces, as a cluster-wide one would be."""
-    metrics_port, liveness_port = free_port(), free_port()
-    kubeconfig = str(control_plane.kubeconfig_path)
-    env = {k: v for k, v in control_plane.env().items() if k not in NOT_INHERITED}
-    proc = OperatorProcess(
-        args=[
-            *operator_args(kubeconfig, namespaces[0], metrics_port, liveness_port),
-            "-n",
-            namespaces[1],
-            "--leader-election-id",
-            "job-identity-e2e",
-            "--trainer-python",
-            sys.executable,
-            "--trainer-env",
-            f"KUBECONFIG={kubeconfig}",
-        ],
-        env=env,
-        log_path=tmp_path_factory.mktemp("operator") / "operator.log",
-        metrics_port=metrics_port,
-        liveness_port=liveness_port,
+    proc = start_operator(
+        control_plane,
+        namespaces,
+        tmp_path_factory.mktemp("operator"),
+        *("--leader-election-id", "job-identity-e2e"),
     )
-    proc.start()
     yield proc
     proc.stop_in_background()
 
 
 def campaign(name: str, ray_head: RayHead, phase: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    template = {**TEMPLATE, **spec.pop("template", {})}
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "template": template,
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "executor": {
-                "kind": "rayjobs",
-                "address": ray_head.address,
-                "tokenSecretRef": {"name": "ray-token", "key": "token"},
-            },
-            "phases": [{"name": "p", **phase}],
-            **spec,
-        },
-    }
+    """One phase `p` of TEMPLATE trials (overridden by spec["template"]), with more spec fields."""
+    body = rayjobs_campaign(name, ray_head, [{"name": "p", **phase}])
+    body["spec"]["template"] = {**TEMPLATE, **spec.pop("template", {})}
+    body["spec"].update(spec)
+    return body
 
 
 def jobs_of(ray_head: RayHead, uid: str) -> list[dict[str, Any]]:

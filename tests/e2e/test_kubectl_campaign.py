@@ -28,14 +28,9 @@ from campaign_operator.report.live import Snapshot
 from integration.k8s.opkit import Kube, OperatorProcess, wait_for
 from rig.controlplane import ControlPlane
 
-from . import test_operator_e2e as e2e
-from .conftest import RayHead
-from .test_operator_e2e import campaign
+from .conftest import RayHead, campaign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-# The operator e2e's module fixtures: this module gets its own namespace and operator process.
-kube, ns, operator = e2e.kube, e2e.ns, e2e.operator
 
 VENV_BIN = Path(sys.executable).parent
 NAME = "plugin"

@@ -4,97 +4,22 @@ API. A gate is judged on the metrics the trainer reported; the operator's /metri
 
 from __future__ import annotations
 
-import base64
 import re
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from campaign_operator.planner.naming import job_name
-from integration.k8s.opkit import Kube, OperatorProcess, condition, operator_args, wait_for
-from rig.controlplane import ControlPlane, free_port
+from integration.k8s.opkit import Kube, OperatorProcess, condition, wait_for
 
-from .conftest import NOT_INHERITED, Prometheus, RayHead
+from .conftest import Prometheus, RayHead, campaign
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-TEMPLATE = {
-    "task": "regression",
-    "epochs": 2,
-    "batchSize": 64,
-    "dataset": {"synthetic": {"samples": 256, "seed": 1}},
-    "hyperparameters": {"hidden_dims": [16], "lr": 0.01},
-    "resources": {"cpu": 1},
-}
-
-
-@pytest.fixture(scope="module")
-def kube(control_plane: ControlPlane) -> Kube:
-    return Kube(control_plane)
-
-
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane, kube: Kube, ray_head: RayHead) -> Iterator[str]:
-    name = f"e2e-{int(time.time())}"
-    kube.ok("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-    secret = {
-        "metadata": {"name": "ray-token"},
-        "data": {"token": base64.b64encode(ray_head.token.encode()).decode()},
-    }
-    kube.ok("POST", f"/api/v1/namespaces/{name}/secrets", secret)
-    yield name
-    kube.call("DELETE", f"/api/v1/namespaces/{name}")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    metrics_port, liveness_port = free_port(), free_port()
-    kubeconfig = str(control_plane.kubeconfig_path)
-    env = {k: v for k, v in control_plane.env().items() if k not in NOT_INHERITED}
-    proc = OperatorProcess(
-        args=[
-            *operator_args(kubeconfig, ns, metrics_port, liveness_port),
-            # The Ray head runs on this machine: trainers use this venv and reach the apiserver
-            # through the test kubeconfig (in a cluster: the image's python, the ServiceAccount).
-            "--trainer-python",
-            sys.executable,
-            "--trainer-env",
-            f"KUBECONFIG={kubeconfig}",
-        ],
-        env=env,
-        log_path=tmp_path_factory.mktemp("operator") / "operator.log",
-        metrics_port=metrics_port,
-        liveness_port=liveness_port,
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-def campaign(name: str, ray_head: RayHead, phases: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "template": TEMPLATE,
-            "objective": {"metric": "val_loss", "mode": "min"},
-            "executor": {
-                "kind": "rayjobs",
-                "address": ray_head.address,
-                "tokenSecretRef": {"name": "ray-token", "key": "token"},
-            },
-            "phases": phases,
-        },
-    }
 
 
 def series(text: str, name: str, **labels: str) -> float:
@@ -252,6 +177,9 @@ def test_a_real_prometheus_scrapes_the_operator_and_fires_the_charts_alert(
             "template",
             "co",
             str(REPO / "charts" / "campaign-operator"),
+            # `auto`: rendered where prometheus-operator's kind is served, as in a cluster with it.
+            "--api-versions",
+            "monitoring.coreos.com/v1/PrometheusRule",
             "--show-only",
             "templates/prometheusrule.yaml",
         ],
