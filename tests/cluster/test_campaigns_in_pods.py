@@ -163,6 +163,7 @@ def test_demo_campaign_succeeds_with_every_trial_trained_in_a_pod(
     manifest["spec"]["template"]["epochs"] = 2
     t0 = time.monotonic()
     apply(cluster, ns, manifest)
+    follower = follow_smoke_log(cluster, kube, ns)
     c = wait_campaign_done(kube, cluster, ns, "demo", 1500)
     wall = time.monotonic() - t0
     assert c["status"]["state"] == "Succeeded", json.dumps(c["status"], indent=1)[:4000] + diagnostics(
@@ -181,6 +182,66 @@ def test_demo_campaign_succeeds_with_every_trial_trained_in_a_pod(
     (diverged,) = [t for t in kube.trials(ns, "demo") if t["status"]["state"] == "Failed"]
     assert diverged["status"]["reason"] == "NonFiniteLoss", diverged["status"]
     print(f"cluster demo: {wall:.0f}s wall")
+    (smoke,) = [t for t in kube.trials(ns, "demo") if t["spec"]["phase"] == "smoke"]
+    assert_plugin_showed_the_log(cluster, ns, follower, smoke)
+
+
+def follow_smoke_log(cluster: LocalCluster, kube: Kube, ns: str) -> subprocess.Popen[str]:
+    """`kubectl campaign logs TRIAL -f` from the moment the smoke trial exists: it waits for the
+    attempt's pods, then streams the driver's output until the submitter ends."""
+    wait_for(
+        lambda: any(t["spec"]["phase"] == "smoke" for t in kube.trials(ns, "demo")), 120, "the smoke trial"
+    )
+    (smoke,) = [t for t in kube.trials(ns, "demo") if t["spec"]["phase"] == "smoke"]
+    return subprocess.Popen(
+        [*plugin(), "logs", smoke["metadata"]["name"], "-n", ns, "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"KUBECONFIG": str(cluster.kubeconfig_path), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def plugin() -> list[str]:
+    return [str(Path(sys.executable).parent / "kubectl-campaign")]
+
+
+def assert_plugin_showed_the_log(
+    cluster: LocalCluster, ns: str, follower: subprocess.Popen[str], smoke: dict[str, Any]
+) -> None:
+    try:
+        out, err = follower.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        follower.kill()
+        out, err = follower.communicate()
+        raise AssertionError(
+            f"kubectl campaign logs -f did not end with its pod:\n{out[-2000:]}\n{err}"
+        ) from None
+    job = smoke["status"]["executorRef"]["name"]
+    assert follower.returncode == 0, (out[-2000:], err)
+    assert f"submitter pod {job}" in err and f"of RayJob {job}" in err, err
+    # KubeRay's submitter runs `ray job submit --no-wait` then `ray job logs --follow`; a submitter
+    # pod that failed (the Job retries it) is followed by the next one.
+    assert f"Job '{job}" in out and "submitted successfully" in out, (out[-3000:], err)
+    # Once the attempt is over the operator deletes its RayJob: the plugin says so, with the status.
+    env = {"KUBECONFIG": str(cluster.kubeconfig_path), "PATH": "/usr/bin:/bin"}
+    later = subprocess.run(
+        [*plugin(), "logs", smoke["metadata"]["name"], "-n", ns],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert later.returncode == 3 and "the operator deletes an attempt's RayJob" in later.stderr, later.stderr
+    n = smoke["status"]["attempt"]
+    absent = subprocess.run(
+        [*plugin(), "logs", smoke["metadata"]["name"], "-n", ns, f"--attempt={n + 1}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert absent.returncode == 3 and f"has attempts 1..{n}, not {n + 1}" in absent.stderr, absent.stderr
 
 
 def test_a_phase_over_its_failure_threshold_fails_the_campaign_with_rate_and_threshold(
@@ -421,7 +482,7 @@ def test_the_rayjobs_executor_runs_trials_on_a_raycluster_in_the_cluster(
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
-                "name": f"{operator_release}-trainer",
+                "name": f"{operator_release}-campaign-operator-trainer",  # the chart's <fullname>-trainer
             },
             "subjects": [{"kind": "ServiceAccount", "name": "campaign-trainer", "namespace": ns}],
         },

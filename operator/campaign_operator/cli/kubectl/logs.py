@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
-from campaign_operator.kube.client import RAY_GROUP, RAY_VERSION, RAYJOBS, KubeClient, NotFound
+from campaign_operator.kube.client import RAY_GROUP, RAY_VERSION, RAYJOBS, ApiError, KubeClient, NotFound
 from campaign_operator.lifecycle.wire import GROUP, TRIALS, VERSION
 from campaign_operator.planner.naming import job_name
 
@@ -29,7 +30,10 @@ async def locate(client: KubeClient, namespace: str, trial_name: str, attempt: i
     trial = Trial.model_validate(await client.get(GROUP, VERSION, TRIALS, namespace, trial_name))
     ref = trial.status.executor_ref
     if ref is None:
-        raise LogsUnavailable(f"trial {trial_name} has not been launched (state {trial.status.state.value})")
+        waits = trial.status.state == TrialState.PENDING
+        raise (NotYet if waits else LogsUnavailable)(
+            f"trial {trial_name} has not been launched (state {trial.status.state.value})"
+        )
     if attempt is not None and not 1 <= attempt <= trial.status.attempt:
         raise LogsUnavailable(f"trial {trial_name} has attempts 1..{trial.status.attempt}, not {attempt}")
     if ref.kind != "RayJob":
@@ -39,32 +43,64 @@ async def locate(client: KubeClient, namespace: str, trial_name: str, attempt: i
         )
     wanted = attempt or ref.attempt
     job = ref.name if wanted == ref.attempt else job_name(trial.name, wanted, trial.metadata.uid)
-    for role, selector in await _selectors(client, namespace, job):
-        pods = await client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
-        )
-        items = sorted(pods.get("items") or [], key=lambda p: p["metadata"].get("creationTimestamp", ""))
-        if items:
-            return LogSource(items[-1]["metadata"]["name"], role, job)
-    raise LogsUnavailable(
-        f"the pods of trial {trial_name}'s attempt {wanted} (RayJob {job}) are gone: their RayJob was "
-        "deleted or cleaned up after it finished"
-    )
-
-
-async def _selectors(client: KubeClient, namespace: str, job: str) -> list[tuple[str, str]]:
-    selectors = [("submitter", f"batch.kubernetes.io/job-name={job}")]
     try:
         rayjob = await client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, namespace, job)
     except NotFound:
-        return selectors
-    cluster = (rayjob.get("status") or {}).get("rayClusterName")
-    if cluster:
-        selectors.append(("head", f"ray.io/cluster={cluster},ray.io/node-type=head"))
-    return selectors
+        said = ": ".join(x for x in (trial.status.reason, trial.status.message) if x)
+        raise LogsUnavailable(
+            f"the pods of trial {trial_name}'s attempt {wanted} are gone: the operator deletes an attempt's "
+            f"RayJob ({job}) when the attempt ends" + (f"; the trial's status says {said}" if said else "")
+        ) from None
+    status = rayjob.get("status") or {}
+    submitter = await _newest_pod(client, namespace, f"batch.kubernetes.io/job-name={job}")
+    if submitter is not None:
+        return LogSource(submitter, "submitter", job)
+    deployment = status.get("jobDeploymentStatus") or "Initializing"
+    cluster = status.get("rayClusterName")
+    # KubeRay starts the submitter once the Ray cluster is up: until then it is coming.
+    head = None
+    if cluster and deployment not in SUBMITTER_COMING:
+        head = await _newest_pod(client, namespace, f"ray.io/cluster={cluster},ray.io/node-type=head")
+    if head is not None:
+        return LogSource(head, "head", job)
+    raise NotYet(
+        f"the submitter of trial {trial_name}'s attempt {wanted} has not started (RayJob {job}: {deployment})"
+    )
+
+
+SUBMITTER_COMING = ("", "New", "Initializing", "Waiting")
+"""RayJob deployment states before KubeRay creates the submitter Job."""
+JOB_OVER = ("Complete", "Failed")
+"""RayJob deployment states after which no submitter pod comes."""
+
+
+async def job_over(client: KubeClient, namespace: str, job: str) -> bool:
+    """No more output is coming: the RayJob finished, or is gone."""
+    try:
+        rayjob = await client.get(RAY_GROUP, RAY_VERSION, RAYJOBS, namespace, job)
+    except NotFound:
+        return True
+    return (rayjob.get("status") or {}).get("jobDeploymentStatus") in JOB_OVER
+
+
+class NotYet(LogsUnavailable):
+    """The attempt's RayJob exists, its submitter pod does not yet: try again in a moment."""
+
+
+async def _newest_pod(client: KubeClient, namespace: str, selector: str) -> str | None:
+    query = {"labelSelector": selector}
+    pods = await client.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=query)
+    items = sorted(pods.get("items") or [], key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    return str(items[-1]["metadata"]["name"]) if items else None
 
 
 async def stream(client: KubeClient, namespace: str, source: LogSource, follow: bool) -> AsyncIterator[bytes]:
+    """The pod's log; NotYet while its container is still being created (the kubelet answers 400)."""
     query: dict[str, str | int] = {"follow": "true"} if follow else {}
-    async for chunk in client.stream(f"/api/v1/namespaces/{namespace}/pods/{source.pod}/log", query):
-        yield chunk
+    try:
+        async for chunk in client.stream(f"/api/v1/namespaces/{namespace}/pods/{source.pod}/log", query):
+            yield chunk
+    except ApiError as e:
+        if e.status == 400 and "waiting to start" in e.body:
+            raise NotYet(f"the {source.role} pod {source.pod} is starting") from None
+        raise

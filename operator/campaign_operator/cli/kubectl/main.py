@@ -25,6 +25,7 @@ from .access import explain
 from .source import default_namespace, followed, read
 
 EXIT_FAILED, EXIT_CLUSTER, EXIT_INTERRUPTED = 1, 3, 130
+LOG_WAIT_S = 2.0
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -204,19 +205,40 @@ def logs(
     attempt: int | None,
     follow_log: bool,
 ) -> None:
-    """A trial's driver output (its attempt's RayJob pods)."""
+    """A trial's driver output (its attempt's RayJob pods). With -f, waits for the attempt's pods to
+    start and streams until they end."""
     where = target(kubeconfig, context, namespace)
     what = f"trial {trial} in namespace {where.namespace}"
 
     async def show_log(client: KubeClient) -> None:
-        try:
-            source = await trial_logs.locate(client, where.namespace, trial, attempt)
-        except trial_logs.LogsUnavailable as e:
-            raise ClusterError(str(e)) from None
-        click.echo(f"# {source.role} pod {source.pod} of RayJob {source.job}", err=True)
-        async for chunk in trial_logs.stream(client, where.namespace, source, follow_log):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
+        said_waiting, streamed = False, set()
+        while True:
+            try:
+                source = await trial_logs.locate(client, where.namespace, trial, attempt)
+                if source.pod in streamed:  # followed to its end: a retried submitter gets a new pod
+                    if await trial_logs.job_over(client, where.namespace, source.job):
+                        return
+                    raise trial_logs.NotYet(f"RayJob {source.job} is still going")
+                async for chunk in trial_logs.stream(client, where.namespace, source, follow_log):
+                    if source.pod not in streamed:
+                        click.echo(f"# {source.role} pod {source.pod} of RayJob {source.job}", err=True)
+                        streamed.add(source.pod)
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
+                streamed.add(source.pod)
+                if not follow_log:
+                    return
+            except trial_logs.NotYet as e:  # -f waits for the pod, as kubectl logs -f would not
+                if not follow_log:
+                    raise ClusterError(f"{e} (-f waits for it)") from None
+                if not said_waiting and not streamed:
+                    click.echo(f"# {e}; waiting", err=True)
+                    said_waiting = True
+                await asyncio.sleep(LOG_WAIT_S)
+            except trial_logs.LogsUnavailable as e:
+                if streamed:  # the attempt ended and the operator removed its RayJob: all was shown
+                    return
+                raise ClusterError(str(e)) from None
 
     try:
         run(where, what, show_log)
