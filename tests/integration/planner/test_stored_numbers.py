@@ -138,7 +138,7 @@ def observe(cp: ControlPlane, namespace: str, trial: Trial, **metrics: float) ->
         status = {"state": "Succeeded", "attempt": 1, "epoch": 4, "metrics": metrics}
     patch = json.dumps({"status": status})
     cp.kubectl(
-        "patch", "trial", trial.name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch
+        "patch", "ctrial", trial.name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch
     )
-    stored: dict[str, Any] = kubectl_json(cp, "get", "trial", trial.name, "-n", namespace)
+    stored: dict[str, Any] = kubectl_json(cp, "get", "ctrial", trial.name, "-n", namespace)
     return stored

@@ -96,7 +96,7 @@ def create_launched_trial(cp: ControlPlane, doc: dict[str, Any]) -> dict[str, An
     status = json.dumps({"status": LAUNCHED})
     cp.kubectl(
         "patch",
-        "trial",
+        "ctrial",
         meta["name"],
         "-n",
         meta["namespace"],
@@ -109,7 +109,7 @@ def create_launched_trial(cp: ControlPlane, doc: dict[str, Any]) -> dict[str, An
 
 
 def stored_status(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
-    stored = json.loads(cp.kubectl("get", "trial", name, "-n", namespace, "-o", "json").stdout)
+    stored = json.loads(cp.kubectl("get", "ctrial", name, "-n", namespace, "-o", "json").stdout)
     status: dict[str, Any] = stored.get("status") or {}
     return status
 
@@ -127,7 +127,7 @@ def test_trial_status_written_by_the_trainer(control_plane: ControlPlane, namesp
     assert (outcome.state, outcome.reason, outcome.epoch) == ("Stopped", "VarianceCollapse", 3)
 
     stored = json.loads(
-        control_plane.kubectl("get", "trial", "collapse-1", "-n", namespace, "-o", "json").stdout
+        control_plane.kubectl("get", "ctrial", "collapse-1", "-n", namespace, "-o", "json").stdout
     )
     status = stored["status"]
     # every field survived the CRD's structural schema (unknown fields would have been pruned), and
