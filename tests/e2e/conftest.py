@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from integration.k8s.opkit import Kube, OperatorProcess, operator_args
+from integration.k8s.opkit import Kube, OperatorProcess, operator_args, wait_for
 from rig.controlplane import ControlPlane, free_port
 from rig.rayhead import NOT_INHERITED, RayHead, RayHeadError, start_ray_head
 
@@ -33,6 +33,7 @@ __all__ = [
     "prometheus",
     "ray_head",
     "ray_namespace",
+    "run_to_end",
     "start_operator",
 ]
 
@@ -80,6 +81,22 @@ def campaign(name: str, ray_head: RayHead, phases: list[dict[str, Any]]) -> dict
             "phases": phases,
         },
     }
+
+
+def run_to_end(
+    kube: Kube, ns: str, body: dict[str, Any], operator: OperatorProcess, ray_head: RayHead, timeout: float
+) -> str:
+    """Creates the campaign and waits until it Succeeded or Failed (the operator's log and the Ray
+    head's diagnostics when it does not); returns the final state."""
+    name = body["metadata"]["name"]
+    kube.create_campaign(ns, body)
+    wait_for(
+        lambda: kube.state(ns, name) in ("Succeeded", "Failed"),
+        timeout,
+        f"campaign {name} to finish\n{operator.log_tail()}\n{ray_head.diagnostics()}",
+        interval=1,
+    )
+    return str(kube.state(ns, name))
 
 
 def ray_namespace(kube: Kube, ray_head: RayHead, prefix: str = "e2e") -> str:

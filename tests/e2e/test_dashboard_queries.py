@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from integration.k8s.opkit import Kube, OperatorProcess, wait_for
-from rig.controlplane import ControlPlane
 
-from .conftest import Prometheus, RayHead, campaign
+from .conftest import Prometheus, RayHead, campaign, run_to_end
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "charts" / "campaign-operator" / "dashboards" / "campaign-operator.json"
@@ -99,7 +98,7 @@ def empty_panels(
 
 
 def test_every_panel_of_the_dashboard_has_data_from_a_real_campaign(
-    control_plane: ControlPlane,
+    kube: Kube,
     ns: str,
     operator: OperatorProcess,
     ray_head: RayHead,
@@ -108,14 +107,7 @@ def test_every_panel_of_the_dashboard_has_data_from_a_real_campaign(
     prom = prometheus([f"127.0.0.1:{operator.metrics_port}"])
     wait_for(lambda: prom.query('up{job="campaign-operator"} == 1'), 60, "Prometheus scraping the operator")
     start = time.time()
-    kube = Kube(control_plane)
-    kube.create_campaign(ns, campaign("dash", ray_head, PHASES))
-    wait_for(
-        lambda: kube.state(ns, "dash") in ("Succeeded", "Failed"),
-        300,
-        f"campaign dash to finish\n{operator.log_tail()}\n{ray_head.diagnostics()}",
-        interval=1,
-    )
+    run_to_end(kube, ns, campaign("dash", ray_head, PHASES), operator, ray_head, 300)
     assert kube.state(ns, "dash") == "Succeeded", kube.campaign(ns, "dash")["status"]
     done = f'campaign_state{{namespace="{ns}", campaign="dash", state="Succeeded"}} == 1'
     wait_for(lambda: prom.query(done), 30, "Prometheus to scrape the finished campaign")

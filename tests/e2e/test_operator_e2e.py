@@ -15,7 +15,7 @@ import yaml
 from campaign_operator.planner.naming import job_name
 from integration.k8s.opkit import Kube, OperatorProcess, condition, wait_for
 
-from .conftest import Prometheus, RayHead, campaign
+from .conftest import Prometheus, RayHead, campaign, run_to_end
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,13 +49,7 @@ def test_two_phase_campaign_trains_for_real_and_succeeds(
             "epochs": 3,
         },
     ]
-    kube.create_campaign(ns, campaign("ok", ray_head, phases))
-    wait_for(
-        lambda: kube.state(ns, "ok") in ("Succeeded", "Failed"),
-        420,
-        f"campaign ok to finish\n{operator.log_tail()}\n{ray_head.diagnostics()}",
-        interval=1,
-    )
+    run_to_end(kube, ns, campaign("ok", ray_head, phases), operator, ray_head, 420)
     c = kube.campaign(ns, "ok")
     assert c["status"]["state"] == "Succeeded", c["status"]
     assert c["status"]["trials"]["total"] == 3 and c["status"]["trials"]["succeeded"] == 3
@@ -131,13 +125,7 @@ def test_a_phase_over_its_failure_threshold_fails_the_campaign(
             ],
         }
     ]
-    kube.create_campaign(ns, campaign("bad", ray_head, phases))
-    wait_for(
-        lambda: kube.state(ns, "bad") in ("Succeeded", "Failed"),
-        300,
-        f"campaign bad to finish\n{operator.log_tail()}\n{ray_head.diagnostics()}",
-        interval=1,
-    )
+    run_to_end(kube, ns, campaign("bad", ray_head, phases), operator, ray_head, 300)
     c = kube.campaign(ns, "bad")
     status = c["status"]
     assert status["state"] == "Failed" and status["reason"] == "FailureThresholdExceeded", status

@@ -7,6 +7,7 @@ be read or written (unreachable, forbidden, no such campaign), 130 interrupted."
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -58,8 +59,8 @@ def cluster_options(f: F) -> F:
 
 
 def target(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
-    if kubeconfig and ":" in kubeconfig:  # KUBECONFIG may list several files; the first is the one read
-        kubeconfig = kubeconfig.split(":")[0]
+    if kubeconfig and os.pathsep in kubeconfig:  # KUBECONFIG may list several files: the first is read
+        kubeconfig = kubeconfig.split(os.pathsep)[0]
     return Target(kubeconfig, context, namespace or default_namespace(kubeconfig, context))
 
 
