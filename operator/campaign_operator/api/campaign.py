@@ -201,6 +201,19 @@ class Gate(ApiModel):
     """Shown when the gate does not hold."""
 
 
+class PhaseInput(ApiModel):
+    """Outputs of a matching trial of an earlier phase that this phase's trials consume (a student
+    gets its teacher's model and predictions)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    """What the trial calls it: its task finds the matched trial's outputs under inputs.<name>."""
+    from_phase: PhaseName
+    """The earlier phase (also listed in dependsOn) whose trials produce the outputs."""
+    match: list[str] = Field(min_length=1, max_length=16)
+    """Parameters that must be equal in both trials (e.g. [symbol, window]): exactly one trial of
+    fromPhase matches each trial of this phase."""
+
+
 class Phase(ApiModel):
     """A stage of the campaign: a sweep of trials with its own priority, policy and gate."""
 
@@ -219,6 +232,11 @@ class Phase(ApiModel):
             "!has(self.fromPhase) || (has(self.dependsOn) && self.fromPhase.phase in self.dependsOn)",
             "fromPhase.phase: must also be listed in dependsOn",
             ".fromPhase.phase",
+        ),
+        CelRule(
+            "!has(self.inputs) || self.inputs.all(i, has(self.dependsOn) && i.fromPhase in self.dependsOn)",
+            "inputs[].fromPhase: must also be listed in dependsOn",
+            ".inputs",
         ),
     )
 
@@ -267,6 +285,8 @@ class Phase(ApiModel):
     """Overrides the template's early stopping."""
     gate: Gate | None = None
     """Must hold over the phase's results for it to succeed."""
+    inputs: list[PhaseInput] = Field(default_factory=list, max_length=8)
+    """Outputs of earlier phases' trials that each trial consumes, matched by parameters."""
 
 
 class S3Storage(ApiModel):
@@ -383,6 +403,23 @@ def _depends_on_message(spec: Any) -> str:
     return "phases[].dependsOn: may only name phases listed earlier in spec.phases"
 
 
+class ScaleDown(ApiModel):
+    """A scaled-down run of the same plan: every phase, a sample of its trials, fewer epochs. The DAG,
+    promotion and thresholds stay; a smoke run reports its gates without enforcing them. Fixed when
+    the campaign is created; its results are marked as such everywhere."""
+
+    smoke: bool = False
+    """A smoke test of the whole campaign: unless set below, 2 trials per phase and 2 epochs each;
+    gates are evaluated and reported but do not fail a phase."""
+    epochs_scale: float | None = Field(None, gt=0, le=1)
+    """Each trial's epochs times this (rounded up, at least 1)."""
+    max_epochs: int | None = Field(None, ge=1, le=1_000_000)
+    """At most this many epochs per trial (after epochsScale)."""
+    max_trials_per_phase: int | None = Field(None, ge=1, le=100_000)
+    """A deterministic sample of at most this many of each phase's trials (the same sample in phases
+    with the same sweep points, so a student still finds its teacher)."""
+
+
 class TrainingCampaignSpec(ApiModel):
     """The whole plan of a training campaign."""
 
@@ -437,6 +474,8 @@ class TrainingCampaignSpec(ApiModel):
     """Checkpoint storage."""
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     """Where trials run."""
+    scale_down: ScaleDown | None = None
+    """Run a smoke test or a partial run of this plan instead of the full one."""
 
 
 class CampaignState(StrEnum):

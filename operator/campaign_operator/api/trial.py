@@ -100,6 +100,8 @@ class TrialSpec(ApiModel):
     scheduling: Scheduling = Field(default_factory=Scheduling)
     priority: int = 0
     """The phase's priority (higher first)."""
+    inputs: dict[str, str] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
+    """The phase's inputs: name -> outputs URI of the matched trial of an earlier phase."""
 
 
 class BestEpoch(ApiModel):
@@ -177,6 +179,9 @@ class TrialStatus(ApiModel):
     """The job of the current or last attempt."""
     checkpoint: str | None = None
     """URI of the latest checkpoint."""
+    outputs: str | None = None
+    """URI of the directory holding what the trial produced (its model, its predictions): what a
+    later phase's trials receive as inputs."""
     start_time: datetime | None = None
     """When the current attempt was launched."""
     completion_time: datetime | None = None
