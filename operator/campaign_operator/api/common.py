@@ -70,6 +70,19 @@ class SyntheticData(ApiModel):
     """Task-specific generator options (e.g. features, noise, symbols)."""
 
 
+class RowRange(ApiModel):
+    """The rows whose `column` lies in [start, end] (both inclusive; either may be omitted)."""
+
+    cel_rules = (CelRule("has(self.start) || has(self.end)", "rows: set start, end or both"),)
+
+    column: str = Field(min_length=1)
+    """The column compared (e.g. a date column: ISO dates compare in time order)."""
+    start: str | None = None
+    """First value kept, compared in the column's type (a date, a number or text)."""
+    end: str | None = None
+    """Last value kept."""
+
+
 class DatasetSpec(ApiModel):
     """Where a trial's data comes from: the built-in synthetic generator or a CSV/Parquet file."""
 
@@ -95,6 +108,8 @@ class DatasetSpec(ApiModel):
     """Target column (required with path)."""
     features: list[str] | None = None
     """Feature columns; default: every column except the target."""
+    rows: RowRange | None = None
+    """Only the rows in this range (e.g. a walk-forward window); the range column is not a feature."""
 
 
 class Resources(ApiModel):
