@@ -420,10 +420,32 @@ class ScaleDown(ApiModel):
     with the same sweep points, so a student still finds its teacher)."""
 
 
+class RunKind(StrEnum):
+    """What a campaign runs: its whole plan, a smoke test of it, or a partial run (spec.scaleDown)."""
+
+    FULL = "full"
+    SMOKE = "smoke"
+    PARTIAL = "partial"
+
+
+SCALE_DOWN_FIXED = (
+    "scaleDown: fixed once the campaign exists (it cannot be added, removed or changed);"
+    " to run this plan at another scale, create a new campaign with another name"
+)
+
+
 class TrainingCampaignSpec(ApiModel):
     """The whole plan of a training campaign."""
 
     cel_rules = (
+        CelRule(
+            # A transition rule (oldSelf): the apiserver checks it on every update; embedded mode
+            # checks it against the state dir's stored manifest (validation.transition_violations).
+            "has(self.scaleDown) == has(oldSelf.scaleDown)"
+            " && (!has(self.scaleDown) || self.scaleDown == oldSelf.scaleDown)",
+            SCALE_DOWN_FIXED,
+            ".scaleDown",
+        ),
         CelRule(
             "self.phases.all(p, self.phases.exists_one(q, q.name == p.name))",
             "phases: phase names must be unique",
@@ -612,6 +634,8 @@ class TrainingCampaignStatus(ApiModel):
     """When the first trials were created."""
     completion_time: datetime | None = None
     """When the campaign reached Succeeded or Failed."""
+    run: RunKind | None = None
+    """full, smoke or partial (spec.scaleDown): whether these results are the whole plan's."""
 
 
 class TrainingCampaign(ApiModel):

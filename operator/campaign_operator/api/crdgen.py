@@ -268,6 +268,7 @@ def campaign_crd() -> dict[str, Any]:
             {"name": "Phase", "type": "string", "jsonPath": ".status.currentPhase"},
             {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
             {"name": "FailRate", "type": "string", "jsonPath": ".status.failRate"},
+            {"name": "Run", "type": "string", "jsonPath": ".status.run"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
         _rules(TrainingCampaign),

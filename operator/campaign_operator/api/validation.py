@@ -93,6 +93,24 @@ def rule_violations(model: BaseModel, path: str = "") -> list[str]:
     return problems
 
 
+def transition_violations(old: BaseModel, new: BaseModel) -> list[str]:
+    """The transition rules (oldSelf) of `new`'s tree, judged against `old` as the apiserver judges an
+    update: each rule on a node present in both, with oldSelf the same node of `old`."""
+    before = dict((path, node) for node, path in _walk(old, ""))
+    problems: list[str] = []
+    for node, path in _walk(new, ""):
+        rules = [r for r in type(node).cel_rules if "oldSelf" in r.rule]
+        previous = before.get(path)
+        if not rules or previous is None:
+            continue
+        scope = {"self": json_to_cel(node.to_wire()), "oldSelf": json_to_cel(previous.to_wire())}
+        for rule in rules:
+            if not bool(_compiled(rule.embedded_rule).evaluate(scope)):
+                where = f"{path}{rule.field_path}".lstrip(".")
+                problems.append(f"{where}: {rule.message}" if where else rule.message)
+    return problems
+
+
 def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
     """pydantic's errors as `field.path: message` lines using the manifest's camelCase names."""
     lines = []
