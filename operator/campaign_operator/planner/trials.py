@@ -12,6 +12,7 @@ from campaign_operator.api.trial import Scheduling, Trial, TrialCheckpoint, Tria
 
 from .expressions import compile_expression
 from .naming import trial_name
+from .scaledown import sample, scaled_epochs, trials_per_phase
 from .sweeps import SweepPoint, expand
 from .views import expression_metrics
 
@@ -60,7 +61,7 @@ def build_trial(
             parameters=merged_parameters(campaign, phase, promoted, point.params),
             sweep_point=point.params,
             dataset=phase.dataset or template.dataset,
-            epochs=phase.epochs or template.epochs,
+            epochs=scaled_epochs(phase.epochs or template.epochs, spec.scale_down),
             batch_size=template.batch_size,
             resources=phase.resources or template.resources,
             precision=template.precision,
@@ -109,12 +110,16 @@ class PlannedTrial:
 def phase_trials(
     campaign: TrainingCampaign, index: int, promoted: dict[str, Any] | None = None
 ) -> list[PlannedTrial]:
-    """Every distinct trial of spec.phases[index], in sweep order, with merged parameters and skip
-    decisions: what plan() creates for the phase once it starts (given the same `promoted`)."""
+    """Every distinct trial of spec.phases[index] (spec.scaleDown: its sample), in sweep order, with
+    merged parameters and skip decisions: what plan() creates for the phase once it starts (given
+    the same `promoted`)."""
     phase = campaign.spec.phases[index]
     out = []
     for point in expand(phase):
         params = merged_parameters(campaign, phase, promoted, point.params)
         name = trial_name(campaign.metadata.name, phase.name, point.params)
         out.append(PlannedTrial(name, point, params, skip_reason(phase, index, params)))
-    return out
+    limit = trials_per_phase(campaign.spec.scale_down)
+    if limit is None:
+        return out
+    return sample(out, lambda t: t.point.key, lambda t: t.skip is not None, limit)
