@@ -63,6 +63,9 @@ class Outcome:
     best: dict[str, Any] | None = None  # {"epoch": int, "metrics": {...}}
     history: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: str | None = None
+    outputs: str | None = None
+    """URI of the published outputs directory (its model, its predictions); set only when the
+    trial ended with a usable model (Succeeded, or Stopped by a stop rule or early stopping)."""
     completion_time: str | None = None
     resumed_from_epoch: int | None = None
     keep_first: tuple[str, ...] = ()
@@ -87,6 +90,8 @@ class Outcome:
             }
         if self.checkpoint:
             status["checkpoint"] = self.checkpoint
+        if self.outputs:
+            status["outputs"] = self.outputs
         if self.completion_time:
             status["completionTime"] = self.completion_time
         return status

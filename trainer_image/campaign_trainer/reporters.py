@@ -119,7 +119,7 @@ class NullReporter:
 
 
 MEASURED = {"epoch", "metrics", "history", "best", "warnings"}
-VERDICT = MEASURED | {"state", "reason", "message", "checkpoint", "completionTime"}
+VERDICT = MEASURED | {"state", "reason", "message", "checkpoint", "outputs", "completionTime"}
 
 
 def _fields(status: TrialStatus, fields: set[str]) -> dict[str, Any]:

@@ -26,6 +26,13 @@ UNSCHEDULABLE = "Unschedulable"
 EXECUTOR_ERROR = "ExecutorError"
 NON_FINITE_LOSS = "NonFiniteLoss"
 """The trainer's verdict on a loss that went NaN/inf: retrying the same parameters would not help."""
+DATA_ERROR = "DataError"
+"""The trainer's verdict on the trial's data file (missing, empty, not CSV/Parquet, unparseable, a
+column missing): the same file fails the same way again, so it is not retried."""
+INPUT_MISSING = "InputMissing"
+"""An input the trial consumes (an earlier phase's outputs, spec.inputs) is not there: not retried."""
+POINT_LABEL_LIMIT = 160
+"""Characters of a trial's identifying parameters a message quotes."""
 JOB_STOPPED_EXTERNALLY = "JobStoppedExternally"
 JOB_LOST = "JobLost"
 JOB_IDENTITY_MISMATCH = "JobIdentityMismatch"
@@ -48,6 +55,24 @@ class JobOutcome:
     state: TrialState
     reason: str
     message: str
+
+
+def point_label(point: Mapping[str, Any]) -> str:
+    """A trial's identifying parameters (its sweep point) as a user names them, e.g.
+    ``symbol=LICI window=2022-01-01..2022-06-30``: a mapping by its ``name``, else its values joined
+    by ``..``; bounded (a message quotes it)."""
+    text = " ".join(f"{k}={_point_value(v)}" for k, v in point.items())
+    return text if len(text) <= POINT_LABEL_LIMIT else text[: POINT_LABEL_LIMIT - 3] + "..."
+
+
+def _point_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        if "name" in value:
+            return str(value["name"])
+        return "..".join(_point_value(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return ",".join(_point_value(v) for v in value)
+    return str(value)
 
 
 def outcome_not_reported(job: str) -> JobOutcome:

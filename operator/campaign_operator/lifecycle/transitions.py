@@ -22,6 +22,9 @@ from .bounds import bounded, dropped_warning, fit, select_metrics, warned
 from .outcomes import JobOutcome
 from .wire import finite_metrics
 
+OUTPUTS_USABLE = (TrialState.SUCCEEDED, TrialState.STOPPED)
+"""Verdicts whose outputs (status.outputs) a later phase may consume: trained to the end, or stopped
+by a stop rule or early stopping with a model as good as its best epoch allowed."""
 LATE_S = 5.0
 """An outcome read this much later than the trainer stamped it keeps the trainer's stamp."""
 LAUNCHED = "Launched"
@@ -147,6 +150,8 @@ def outcome_reported(
         update["best"] = BestEpoch(epoch=int(best.get("epoch", 0)), metrics=kept(best.get("metrics")))
     if outcome.get("checkpoint"):
         update["checkpoint"] = str(outcome["checkpoint"])
+    if outcome.get("outputs") and state in OUTPUTS_USABLE:
+        update["outputs"] = str(outcome["outputs"])
     new = status.model_copy(update=update)
     if dropped is not None:
         new = warned(new, dropped_warning(new.epoch, *dropped))
@@ -156,6 +161,7 @@ def outcome_reported(
                 "state": TrialState.FAILED,
                 "reason": METRICS_UNAVAILABLE,
                 "message": metrics_unavailable(objective.metric, new.epoch, new.metrics),
+                "outputs": None,  # a failed trial's outputs are nobody's input
             }
         )
     return fit(new)
