@@ -34,11 +34,12 @@ from . import accounting
 from .actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
 from .conditions import set_condition
 from .expressions import ExpressionError, compile_expression
+from .inputs import InputMatcher
 from .naming import trial_name
 from .scaledown import run_kind
 from .semantics import problems_message, semantic_problems
 from .sweeps import SweepPoint, expand
-from .trials import build_trial, phase_objective, phase_trials, skip_reason
+from .trials import TrialSetupError, decide_skip, new_trial, phase_objective, phase_trials
 from .views import best_trial, expression_metrics, gate_values, phase_view
 
 NON_RETRYABLE_REASONS = frozenset({NON_FINITE_LOSS, "InvalidSpec", METRICS_UNAVAILABLE})
@@ -202,6 +203,7 @@ class _Planner:
         created = 0
         name = self.campaign.metadata.name
         first_action = len(self.work.actions)
+        matcher = InputMatcher(phase, self.trials_by_phase) if phase.inputs else None
         try:
             points = _points(self.campaign, index, phase, promoted)
         except ExpressionError as e:
@@ -210,27 +212,27 @@ class _Planner:
             trial = self.observed.get(trial_name(name, phase.name, point.params))
             try:
                 if trial is None:
-                    trial = build_trial(self.campaign, phase, point, promoted)
-                    skip = skip_reason(phase, index, trial.spec.parameters)
-                    if skip is not None:
-                        trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
+                    trial = new_trial(self.campaign, index, point, promoted, matcher)
                     self.work.actions.append(CreateTrial(trial))
                     created += 1
                 elif (
-                    trial.status.state == TrialState.PENDING and trial.status.attempt == 0 and phase.skip_when
+                    trial.status.state == TrialState.PENDING
+                    and trial.status.attempt == 0
+                    and (phase.skip_when or phase.inputs)
                 ):
                     # Created, but its Skipped status never landed (the shell died between the create
                     # and the status write): decide the skip again instead of launching it.
-                    skip = skip_reason(phase, index, trial.spec.parameters)
+                    skip, _ = decide_skip(self.campaign, index, trial.spec.parameters, matcher)
                     if skip is not None:
                         self.work.actions.append(FinishTrial(trial.name, TrialState.SKIPPED, *skip, False))
                         skipped = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
                         trial = trial.model_copy(update={"status": skipped})
-            except ExpressionError as e:
-                # A rule that compiles but cannot run over these parameters (a missing key):
-                # the phase fails as with a broken `when` or gate; nothing of it is created.
+            except TrialSetupError as e:
+                # A rule that compiles but cannot run over these parameters (a missing key), a dataset
+                # or an input that does not resolve: the phase fails as with a broken `when` or gate;
+                # nothing of it is created.
                 del self.work.actions[first_action:]
-                return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
+                return self._ended(status, PhaseState.FAILED, e.reason, e.message)
             trials.append(trial)
             counts.total += 1
             state = trial.status.state

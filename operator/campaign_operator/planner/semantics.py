@@ -13,7 +13,11 @@ operator (through `plan()`, before the first Trial is created) judge a manifest 
 - stop rules: finite thresholds;
 - metric names (objective, promotion, stop rules, early stopping, gates) against what a built-in
   task reports (`TASK_METRICS`); for a user task a name no built-in task reports is a warning;
-- promotion: `fromPhase.keys` that no trial of the source phase has.
+- promotion: `fromPhase.keys` that no trial of the source phase has;
+- dataset templates (`data/{symbol.name}.parquet`): well formed, naming parameters the phase's
+  trials have, resolving to a value over every planned trial;
+- phase inputs: fromPhase is an earlier phase, the match keys are parameters of both phases, and each
+  planned trial matches exactly one planned trial of fromPhase.
 
 Each problem starts with the offending field's path and ends with what would fix it; messages are
 bounded (a few hundred characters), the important part first.
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 
 from campaign_operator.api.base import MESSAGE_BUDGET, bounded
 from campaign_operator.api.campaign import Phase, TrainingCampaign
-from campaign_operator.api.common import TASK_METRICS, StopRule, task_metrics
+from campaign_operator.api.common import TASK_METRICS, DatasetSpec, StopRule, task_metrics
 
 from .expressions import (
     DYN,
@@ -42,8 +46,11 @@ from .expressions import (
     map_of,
     names_list,
 )
+from .inputs import index_by, match_key, shown
+from .naming import canonical_json
 from .sweeps import count_points, expand, raw_points
-from .trials import merged_parameters, skip_reason
+from .templates import DatasetTemplateError, Template, TemplateError, dataset_fields, parse
+from .trials import PlannedTrial, dataset_field, merged_parameters, phase_trials, skip_reason, trial_dataset
 from .views import phase_view_type
 
 KNOWN_METRICS = frozenset(m for names in TASK_METRICS.values() for m in names)
@@ -339,6 +346,142 @@ class _Checker:
                 )
                 return
 
+    # -- dataset templates --------------------------------------------------------------------------
+    def dataset(self, i: int, phase: Phase, expandable: bool) -> None:
+        dataset = phase.dataset or self.spec.template.dataset
+        if dataset is None:
+            return
+        where = dataset_field(self.campaign, i)
+        templates = self.templates(where, dataset)
+        known = self.parameters.get(phase.name)
+        if templates is None or known is None:
+            return
+        unknown = [
+            (name, ref)
+            for name, template in templates.items()
+            for ref in template.references
+            if ref[0] not in known
+        ]
+        for name, ref in unknown:
+            self.report.add(
+                f"{where}.{name}",
+                f"{{{'.'.join(ref)}}}: no trial of phase {phase.name} has a parameter '{ref[0]}'"
+                f"{did_you_mean(ref[0], known)}; its parameters are: {names_list(known)}",
+            )
+        roots = {ref[0] for template in templates.values() for ref in template.references}
+        if unknown or not roots or not expandable or self.uncertain(phase, roots):
+            return
+        for point in expand(phase):
+            try:
+                trial_dataset(
+                    self.campaign, phase, merged_parameters(self.campaign, phase, None, point.params)
+                )
+            except DatasetTemplateError as e:
+                self.report.add(
+                    f"{where}.{e.field}",
+                    f"{e.problem}, for the trial of phase {phase.name} with"
+                    f" {excerpt(canonical_json(point.params), 100)}",
+                )
+                return
+
+    def templates(self, where: str, dataset: DatasetSpec) -> dict[str, Template] | None:
+        """Each field's parsed template; None when one is malformed (reported)."""
+        templates: dict[str, Template] = {}
+        for name, text in dataset_fields(dataset):
+            try:
+                templates[name] = parse(text)
+            except TemplateError as e:
+                self.report.add(f"{where}.{name}", e.problem)
+        return templates if len(templates) == len(list(dataset_fields(dataset))) else None
+
+    def uncertain(self, phase: Phase, keys: Collection[str]) -> bool:
+        """Whether a value of one of `keys` is promoted from an earlier phase's best trial, so only
+        known once that phase has run (a sweep point's own value still wins over it)."""
+        if phase.from_phase is None:
+            return False
+        promoted = self.promoted_keys(phase)
+        points = expand(phase)
+        return any(
+            (promoted is None or key in promoted) and not all(key in p.params for p in points) for key in keys
+        )
+
+    # -- phase inputs ---------------------------------------------------------------------------------
+    def inputs(self, i: int, phase: Phase, expandable: bool) -> None:
+        names = [spec.name for spec in phase.inputs]
+        for j, spec in enumerate(phase.inputs):
+            where = f"spec.phases[{i}].inputs[{j}]"
+            if names.index(spec.name) != j:
+                self.report.add(
+                    f"{where}.name",
+                    f"{spec.name} is also inputs[{names.index(spec.name)}].name;"
+                    " give each input its own name",
+                )
+            source = self.input_source(where, i, spec.from_phase)
+            if source is None or not self.match_keys(where, spec.match, (phase, source)):
+                continue
+            if (
+                expandable
+                and not self.uncertain(phase, spec.match)
+                and not self.uncertain(source, spec.match)
+            ):
+                self.one_to_one(where, i, self.names.index(source.name), spec.match)
+
+    def input_source(self, where: str, i: int, name: str) -> Phase | None:
+        if name not in self.names:
+            self.report.add(
+                f"{where}.fromPhase",
+                f"no phase is named {name}{did_you_mean(name, self.names)};"
+                f" earlier phases are: {names_list(self.names[:i])}",
+            )
+            return None
+        if self.names.index(name) >= i:
+            where_it_is = "this phase" if self.names.index(name) == i else "listed after this phase"
+            self.report.add(
+                f"{where}.fromPhase",
+                f"{name} is {where_it_is}; a phase's inputs come from an earlier phase (also in dependsOn)",
+            )
+            return None
+        return self.spec.phases[self.names.index(name)]
+
+    def match_keys(self, where: str, keys: list[str], phases: tuple[Phase, Phase]) -> bool:
+        ok = True
+        for phase in phases:
+            known = self.parameters.get(phase.name)
+            missing = [k for k in keys if known is not None and k not in known]
+            if missing:
+                ok = False
+                self.report.add(
+                    f"{where}.match",
+                    f"{missing} {'is' if len(missing) == 1 else 'are'} not a parameter of phase"
+                    f" {phase.name}'s trials{did_you_mean(missing[0], known or ())};"
+                    f" its parameters are: {names_list(known or ())}",
+                )
+        return ok and all(self.parameters.get(p.name) is not None for p in phases)
+
+    def one_to_one(self, where: str, i: int, source: int, keys: list[str]) -> None:
+        """Each planned trial of phase i matches exactly one planned trial of `source` (the same
+        sample of it under spec.scaleDown), as plan() will look it up."""
+        try:
+            consumers, producers = phase_trials(self.campaign, i), phase_trials(self.campaign, source)
+        except ExpressionError:
+            return  # a skipWhen rule that cannot be evaluated: reported by expressions()
+        index = index_by(((t.name, t.parameters) for t in producers), keys)
+        wrong = [t for t in consumers if len(index.get(match_key(t.parameters, keys), [])) != 1]
+        if not wrong:
+            return
+        source_name = self.names[source]
+        self.report.add(
+            f"{where}.match",
+            f"{len(wrong)} of {len(consumers)} trials match no or several trials of phase {source_name}"
+            f" on {keys} (each must match exactly one: align the sweeps or change match): "
+            + "; ".join(self.matched(t, index, keys) for t in wrong[:2]),
+        )
+
+    @staticmethod
+    def matched(trial: PlannedTrial, index: dict[str, list[str]], keys: list[str]) -> str:
+        found = len(index.get(match_key(trial.parameters, keys), []))
+        return f"{shown(trial.parameters, keys, 70)} matches {found or 'none'}"
+
     # -- all of it ---------------------------------------------------------------------------------
     def run(self) -> Findings:
         expandable = self.trial_cap()
@@ -347,6 +490,8 @@ class _Checker:
             self.parameters[phase.name] = self.phase_parameters(phase, expandable and sweep_ok)
             self.promotion(i, phase)
             self.expressions(i, phase, expandable and sweep_ok)
+            self.dataset(i, phase, expandable and sweep_ok)
+            self.inputs(i, phase, expandable and sweep_ok)
         self.metrics()
         return Findings(self.report.errors, self.report.warnings)
 

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from campaign_operator.api.campaign import Phase, TrainingCampaign
-from campaign_operator.api.common import METRICS_LIMIT, Objective
+from campaign_operator.api.common import METRICS_LIMIT, DatasetSpec, Objective, TrialState
 from campaign_operator.api.meta import ObjectMeta
-from campaign_operator.api.trial import Scheduling, Trial, TrialCheckpoint, TrialSpec
+from campaign_operator.api.trial import Scheduling, Trial, TrialCheckpoint, TrialSpec, TrialStatus
 
-from .expressions import compile_expression
+from .expressions import ExpressionError, compile_expression
+from .inputs import INPUT_AMBIGUOUS, InputDecision, InputError, InputMatcher
 from .naming import trial_name
 from .scaledown import sample, scaled_epochs, trials_per_phase
 from .sweeps import SweepPoint, expand
+from .templates import DatasetTemplateError, resolve_dataset
 from .views import expression_metrics
 
 LABEL_CAMPAIGN = "campaign"
@@ -41,13 +43,31 @@ def checkpoint_uri(campaign: TrainingCampaign, name: str) -> str | None:
     return f"{storage.pvc.path.rstrip('/')}/{campaign.metadata.name}/{name}"
 
 
+def dataset_field(campaign: TrainingCampaign, index: int) -> str:
+    """Where spec.phases[index]'s dataset is written: its own, or the template's."""
+    phase = campaign.spec.phases[index]
+    return f"spec.phases[{index}].dataset" if phase.dataset is not None else "spec.template.dataset"
+
+
+def trial_dataset(campaign: TrainingCampaign, phase: Phase, params: dict[str, Any]) -> DatasetSpec | None:
+    """The dataset of the trial with these merged parameters, its references resolved.
+    Raises DatasetTemplateError."""
+    return resolve_dataset(phase.dataset or campaign.spec.template.dataset, params)
+
+
 def build_trial(
-    campaign: TrainingCampaign, phase: Phase, point: SweepPoint, promoted: dict[str, Any] | None
+    campaign: TrainingCampaign,
+    phase: Phase,
+    point: SweepPoint,
+    promoted: dict[str, Any] | None,
+    inputs: dict[str, str] | None = None,
 ) -> Trial:
+    """Raises DatasetTemplateError when the dataset's references do not resolve over its parameters."""
     spec = campaign.spec
     template = spec.template
     name = trial_name(campaign.metadata.name, phase.name, point.params)
     pool = next((p for p in spec.node_pools if p.name == phase.node_pool), None)
+    parameters = merged_parameters(campaign, phase, promoted, point.params)
     return Trial(
         metadata=ObjectMeta(
             name=name,
@@ -58,9 +78,9 @@ def build_trial(
             campaign=campaign.metadata.name,
             phase=phase.name,
             task=phase.task or template.task,
-            parameters=merged_parameters(campaign, phase, promoted, point.params),
+            parameters=parameters,
             sweep_point=point.params,
-            dataset=phase.dataset or template.dataset,
+            dataset=trial_dataset(campaign, phase, parameters),
             epochs=scaled_epochs(phase.epochs or template.epochs, spec.scale_down),
             batch_size=template.batch_size,
             resources=phase.resources or template.resources,
@@ -82,8 +102,60 @@ def build_trial(
                 workload_priority_class=phase.workload_priority_class,
             ),
             priority=phase.priority,
+            inputs=inputs or {},
         ),
     )
+
+
+class TrialSetupError(ValueError):
+    """A trial of the phase cannot be built or its skip decided: the phase fails with `reason` and
+    nothing of it is created (as with a `when` that cannot be evaluated)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def new_trial(
+    campaign: TrainingCampaign,
+    index: int,
+    point: SweepPoint,
+    promoted: dict[str, Any] | None,
+    matcher: InputMatcher | None,
+) -> Trial:
+    """The Trial plan() creates for `point`: its spec, and a Skipped status when a skipWhen rule holds
+    (first) or an input is not there to consume. Raises TrialSetupError."""
+    phase = campaign.spec.phases[index]
+    params = merged_parameters(campaign, phase, promoted, point.params)
+    skip, decision = decide_skip(campaign, index, params, matcher)
+    try:
+        trial = build_trial(campaign, phase, point, promoted, decision.inputs)
+    except DatasetTemplateError as e:
+        name = trial_name(campaign.metadata.name, phase.name, point.params)
+        where = f"{dataset_field(campaign, index)}.{e.field}"
+        raise TrialSetupError("DatasetTemplateError", f"{where}: {e.problem}, for trial {name}") from None
+    if skip is not None:
+        trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
+    return trial
+
+
+def decide_skip(
+    campaign: TrainingCampaign, index: int, params: dict[str, Any], matcher: InputMatcher | None
+) -> tuple[tuple[str, str] | None, InputDecision]:
+    """(skip, inputs) of the trial with these merged parameters. Pure: the same observed trials give
+    the same answer, so deciding again for a trial whose status was lost is safe. Raises
+    TrialSetupError."""
+    phase = campaign.spec.phases[index]
+    try:
+        skip = skip_reason(phase, index, params)
+        if skip is not None or matcher is None:
+            return skip, InputDecision()
+        decision = matcher.decide(params)
+    except ExpressionError as e:
+        raise TrialSetupError("SkipWhenError", str(e)) from None
+    except InputError as e:
+        raise TrialSetupError(INPUT_AMBIGUOUS, f"spec.phases[{index}].inputs: {e.message}") from None
+    return decision.skip, decision
 
 
 def skip_reason(phase: Phase, index: int, params: dict[str, Any]) -> tuple[str, str] | None:
