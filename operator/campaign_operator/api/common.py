@@ -84,7 +84,12 @@ class RowRange(ApiModel):
 
 
 class DatasetSpec(ApiModel):
-    """Where a trial's data comes from: the built-in synthetic generator or a CSV/Parquet file."""
+    """Where a trial's data comes from: the built-in synthetic generator or a CSV/Parquet file.
+
+    Its text fields (path, target, features, rows) may name the trial's parameters: `{symbol}` or
+    `{symbol.name}` is replaced by the value (a string, number or boolean) when the Trial is built,
+    `{{` and `}}` stand for literal braces; each planned trial's fields are checked before anything
+    runs."""
 
     cel_rules = (
         CelRule(
@@ -101,15 +106,17 @@ class DatasetSpec(ApiModel):
     synthetic: SyntheticData | None = None
     """Use the task's synthetic generator."""
     path: str | None = Field(None, pattern=r"^(s3://[a-z0-9][a-z0-9.\-]{1,62}/.+|/.+|\./.+|[^:]+)$")
-    """Local path or s3://bucket/key of a CSV or Parquet file."""
+    """Local path or s3://bucket/key of a CSV or Parquet file; may name parameters, e.g.
+    data/{symbol.name}.parquet for one file per symbol."""
     format: Literal["csv", "parquet"] | None = None
     """File format; inferred from the file suffix when omitted."""
     target: str | None = None
-    """Target column (required with path)."""
+    """Target column (required with path); may name parameters, e.g. fwd_return_{horizon}d."""
     features: list[str] | None = None
-    """Feature columns; default: every column except the target."""
+    """Feature columns; default: every column except the target. Each may name parameters."""
     rows: RowRange | None = None
-    """Only the rows in this range (e.g. a walk-forward window); the range column is not a feature."""
+    """Only the rows in this range (e.g. a walk-forward window); the range column is not a feature.
+    Its bounds may name parameters, e.g. start: "{window.start}"."""
 
 
 class Resources(ApiModel):
