@@ -21,6 +21,7 @@ from typing import Any
 from campaign_operator.api.campaign import Phase, PhaseInput
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
+from campaign_operator.lifecycle.outcomes import point_label
 
 from .expressions import excerpt
 from .naming import canonical_json
@@ -37,10 +38,10 @@ def match_key(params: Mapping[str, Any], keys: Sequence[str]) -> str:
     return canonical_json([[k, params[k]] if k in params else [k, _ABSENT] for k in keys])
 
 
-def shown(params: Mapping[str, Any], keys: Sequence[str], limit: int = 100) -> str:
-    """`symbol={"name":"TCS"}, window=...`: the identifying values of a trial, for a message."""
-    text = ", ".join(f"{k}={canonical_json(params[k])}" if k in params else f"{k} unset" for k in keys)
-    return excerpt(text, limit)
+def shown(params: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """`symbol=TCS window=2022-01-01..2022-06-30`: a trial's values of `keys`, as trial messages name
+    a trial (a key it lacks as `key=(unset)`)."""
+    return point_label({k: params.get(k, "(unset)") for k in keys})
 
 
 def index_by(items: Iterable[tuple[str, Mapping[str, Any]]], keys: Sequence[str]) -> dict[str, list[str]]:

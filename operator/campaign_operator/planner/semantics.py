@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from campaign_operator.api.base import MESSAGE_BUDGET, bounded
 from campaign_operator.api.campaign import Phase, TrainingCampaign
 from campaign_operator.api.common import TASK_METRICS, DatasetSpec, StopRule, task_metrics
+from campaign_operator.lifecycle.outcomes import point_label
 
 from .expressions import (
     DYN,
@@ -47,7 +48,6 @@ from .expressions import (
     names_list,
 )
 from .inputs import index_by, match_key, shown
-from .naming import canonical_json
 from .sweeps import count_points, expand, raw_points
 from .templates import DatasetTemplateError, Template, TemplateError, dataset_fields, parse
 from .trials import PlannedTrial, dataset_field, merged_parameters, phase_trials, skip_reason, trial_dataset
@@ -379,8 +379,8 @@ class _Checker:
             except DatasetTemplateError as e:
                 self.report.add(
                     f"{where}.{e.field}",
-                    f"{e.problem}, for the trial of phase {phase.name} with"
-                    f" {excerpt(canonical_json(point.params), 100)}",
+                    f"{e.problem} (in the trial of phase {phase.name} with"
+                    f" {excerpt(point_label(point.params), 100)})",
                 )
                 return
 
@@ -480,7 +480,7 @@ class _Checker:
     @staticmethod
     def matched(trial: PlannedTrial, index: dict[str, list[str]], keys: list[str]) -> str:
         found = len(index.get(match_key(trial.parameters, keys), []))
-        return f"{shown(trial.parameters, keys, 70)} matches {found or 'none'}"
+        return f"{excerpt(shown(trial.parameters, keys), 70)} matches {found or 'none'}"
 
     # -- all of it ---------------------------------------------------------------------------------
     def run(self) -> Findings:

@@ -133,7 +133,7 @@ def new_trial(
     except DatasetTemplateError as e:
         name = trial_name(campaign.metadata.name, phase.name, point.params)
         where = f"{dataset_field(campaign, index)}.{e.field}"
-        raise TrialSetupError("DatasetTemplateError", f"{where}: {e.problem}, for trial {name}") from None
+        raise TrialSetupError("DatasetTemplateError", f"{where}: {e.problem} (in trial {name})") from None
     if skip is not None:
         trial.status = TrialStatus(state=TrialState.SKIPPED, reason=skip[0], message=skip[1])
     return trial

@@ -106,8 +106,8 @@ def test_an_unknown_key_names_the_field_the_phase_and_the_parameters() -> None:
 def test_a_missing_field_is_found_on_the_trial_that_lacks_it() -> None:
     p = only({"path": "data/{symbol.listed}.csv", "target": "y"})
     assert p.startswith(
-        "spec.template.dataset.path: {symbol.listed}: 'symbol' has no field 'listed'; its fields are: name,"
-        ' for the trial of phase teacher with {"symbol":{"name":"TCS"},"window":2022}'
+        "spec.template.dataset.path: {symbol.listed}: 'symbol' has no field 'listed'; its fields are: name"
+        " (in the trial of phase teacher with symbol=TCS window=2022)"
     )
 
 
@@ -167,5 +167,5 @@ def test_a_promoted_value_is_checked_when_the_trial_is_built() -> None:
     phase = failed.status.phases[1]
     assert (phase.state, phase.reason) == (PhaseState.FAILED, "DatasetTemplateError")
     assert (phase.message or "").startswith("spec.template.dataset.path: {tag} is a mapping (nested)")
-    assert (phase.message or "").endswith(f"for trial {full.name}")
+    assert (phase.message or "").endswith(f"(in trial {full.name})")
     assert not [a for a in failed.actions if isinstance(a, CreateTrial)]
