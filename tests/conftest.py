@@ -17,6 +17,16 @@ SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
 OUR_CRDS = REPO_ROOT / "crds"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runners record their state dirs in an index for `campaign list`; the tests' runners (and the
+    CLIs they start) write a session index of their own, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CAMPAIGN_STATE_INDEX", str(tmp_path_factory.mktemp("index") / "state-dirs"))
+    yield
+    mp.undo()
+
+
 def crd_files() -> list[Path]:
     """The KubeRay release's own CRDs (the one the rig runs: the newest supported), prometheus-operator's
     from ../shared/crds, then ours from crds/."""

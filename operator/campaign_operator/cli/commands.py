@@ -13,9 +13,10 @@ from .validate import validate  # noqa: E402
 ALL += [validate, plan]
 
 # Embedded mode: run a campaign on a local Ray, watch it, read its results.
+from .list import list_campaigns  # noqa: E402
 from .report import report  # noqa: E402
 from .results import results  # noqa: E402
 from .run import run  # noqa: E402
 from .status import status  # noqa: E402
 
-ALL += [run, status, results, report]
+ALL += [run, list_campaigns, status, results, report]

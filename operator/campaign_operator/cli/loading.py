@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +16,7 @@ from campaign_operator.api.validation import SpecError
 from campaign_operator.planner.admission import load_campaign
 from campaign_operator.planner.semantics import semantic_warnings
 
+from .errors import BadInput, Infrastructure
 from .preview import CampaignPreview, preview
 
 
@@ -80,3 +83,53 @@ def report_warnings(judged: Judged) -> None:
     """Each warning on its own line on stderr."""
     for warning in judged.warnings:
         click.echo(f"  warning: {warning}", err=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def campaign_state(command: F) -> F:
+    """The CAMPAIGN argument and --state option of the commands that read a campaign's state."""
+    command = click.argument("campaign", required=False)(command)
+    return click.option(
+        "--state",
+        "state_dir",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help="The state directory itself (what `campaign run --state` was given).",
+    )(command)
+
+
+CAMPAIGN_HELP = (
+    "CAMPAIGN is the manifest `campaign run` was given, a campaign name (as `campaign list` shows "
+    "it, e.g. NAME-smoke for a smoke run) or a state directory; or pass --state DIR."
+)
+
+
+def resolve_state(campaign: str | None, state_dir: str | None) -> Path:
+    """The state dir a reading command should open: --state as given, else the one CAMPAIGN names
+    (found as `campaign run` names it). Bad input (exit 2) when neither or both are given, or when
+    CAMPAIGN names no state."""
+    from campaign_operator.embedded.locate import NotFound, find_state_dir
+
+    if (campaign is None) == (state_dir is None):
+        raise BadInput(
+            "name the campaign: a manifest, a campaign name or a state dir as CAMPAIGN, or --state DIR "
+            "(not both); `campaign list` shows the campaigns on this machine"
+        )
+    if state_dir is not None:
+        return Path(state_dir)
+    assert campaign is not None
+    try:
+        return find_state_dir(campaign)
+    except NotFound as e:
+        raise BadInput(str(e)) from None
+
+
+def store_failure(error: Exception) -> click.ClickException:
+    """A reading command's store error as its exit status: a directory without state is bad input
+    (2); a damaged or unreadable one is the machine's (3)."""
+    from campaign_operator.embedded.store import NoState
+
+    message = " ".join(str(error).split())
+    return BadInput(message) if isinstance(error, NoState) else Infrastructure(message)

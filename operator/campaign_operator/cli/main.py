@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .errors import EXIT_STATUS_HELP
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_STATUS_HELP)
 @click.version_option(__version__, prog_name="campaign")
 def cli() -> None:
     """Training campaigns: phases and sweeps of trials, on Kubernetes or on an embedded local Ray."""

@@ -117,7 +117,7 @@ def plan(file: str, output: str) -> None:
     for j in bad:
         report_problems(j)
     if bad:
-        raise SystemExit(1)
+        raise SystemExit(2)  # bad input, as `campaign validate` and `run` say it
     previews = [j.preview for j in judged if j.preview is not None]
     if output == "json":
         docs = [p.to_json() for p in previews]

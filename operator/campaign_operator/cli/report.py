@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import click
 
+from .loading import CAMPAIGN_HELP, campaign_state, resolve_state, store_failure
 
-@click.command("report")
-@click.option("--state", "state_dir", required=True, type=click.Path(exists=True, file_okay=False))
+
+@click.command("report", epilog=CAMPAIGN_HELP)
+@campaign_state
 @click.option(
     "-o", "--output", "path", type=click.Path(dir_okay=False), default="report.html", show_default=True
 )
-def report(state_dir: str, path: str) -> None:
+def report(campaign: str | None, state_dir: str | None, path: str) -> None:
     """Write the campaign's HTML report: curves, distributions, best trials, failures, timeline."""
-    from pathlib import Path
-
     from campaign_operator.embedded.snapshot import read_campaign
     from campaign_operator.embedded.store import Store, StoreError
 
     from .output import write_report
 
+    state = resolve_state(campaign, state_dir)
     try:
-        with Store(Path(state_dir), readonly=True) as store:
+        with Store(state, readonly=True) as store:
             data = read_campaign(store)
     except StoreError as e:
-        raise click.ClickException(str(e)) from None
+        raise store_failure(e) from None
     write_report(data, path)

@@ -6,8 +6,10 @@ import sys
 
 import click
 
+from .errors import EXIT_STATUS_HELP, BadInput, Infrastructure
 
-@click.command("run")
+
+@click.command("run", epilog=EXIT_STATUS_HELP)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--state",
@@ -30,38 +32,55 @@ import click
     "to <state>/discarded-<time>/ first. Without it, run resumes and refuses a damaged or empty "
     "state.db, or progress files the state.db does not account for.",
 )
-def run(file: str, state_dir: str | None, max_parallel: int | None, quiet: bool, restart: bool) -> None:
+@click.option(
+    "--strict-resources",
+    is_flag=True,
+    help="Refuse (exit 2) a campaign whose per-trial CPUs, GPUs or memory exceed this machine, instead "
+    "of scaling them down to fit with a warning.",
+)
+def run(
+    file: str,
+    state_dir: str | None,
+    max_parallel: int | None,
+    quiet: bool,
+    restart: bool,
+    strict_resources: bool,
+) -> None:
     """Run (or resume) the campaign in FILE on a local Ray started in this process.
 
     Running the same command again resumes from the state dir; it never starts over on top of
     earlier work: a damaged or empty state.db, or progress files it does not know, stop it with a
     one-line error until you pass --restart.
 
-    Exit status 0 when the campaign Succeeded, 1 when it Failed or the state dir cannot be used,
-    3 when another runner holds the state dir, 130 when interrupted (run the same command again to
-    resume).
+    Per-trial resources larger than this machine (a cluster's 8 CPUs and a GPU) are scaled down to
+    fit before anything runs, with one warning naming each phase; a GPU trial runs on CPU here.
     """
     import sqlite3
 
     from campaign_operator.api.campaign import CampaignState
     from campaign_operator.api.validation import SpecError
+    from campaign_operator.embedded.fit import fit, this_machine
+    from campaign_operator.embedded.local_ray import RayStartFailed, start_local_executor
     from campaign_operator.embedded.manifest import load_campaign_file
     from campaign_operator.embedded.runner import Runner, StopOnSignal, default_parallelism, state_dir_for
-    from campaign_operator.embedded.store import LeaseHeld, StoreError, open_for_run
+    from campaign_operator.embedded.store import StoreError, open_for_run
     from campaign_operator.report.live import make_display
 
     try:
         campaign = load_campaign_file(file)
     except SpecError as e:
-        raise click.ClickException("invalid campaign:\n  " + "\n  ".join(e.problems)) from None
+        raise BadInput("invalid campaign:\n  " + "\n  ".join(e.problems)) from None
+    fitted = fit(campaign, machine := this_machine())
+    if fitted.changed and strict_resources:
+        raise BadInput("--strict-resources: " + "; ".join(fitted.problems()))
+    if fitted.changed:
+        click.echo(f"warning: campaign {campaign.metadata.name}: {fitted.warning()}", err=True)
+    campaign = fitted.campaign
     state = state_dir_for(campaign, state_dir)
     try:
         opened = open_for_run(state, campaign.metadata.name, restart=restart)
-    except LeaseHeld as e:
-        click.echo(f"campaign {campaign.metadata.name}: {e}", err=True)
-        sys.exit(3)
-    except StoreError as e:
-        raise click.ClickException(f"campaign {campaign.metadata.name}: {e}") from None
+    except (StoreError, OSError) as e:  # in use by another runner, damaged, unwritable
+        raise Infrastructure(f"campaign {campaign.metadata.name}: {' '.join(str(e).split())}") from None
     store = opened.store
     display = make_display(quiet=quiet)
     executor = None
@@ -72,15 +91,18 @@ def run(file: str, state_dir: str | None, max_parallel: int | None, quiet: bool,
                 "(delete it when you no longer need it)"
             )
         display.message(f"campaign {campaign.metadata.name}: state in {state}; starting local Ray")
-        from campaign_operator.executors.local import LocalExecutor
-
         try:
-            executor = LocalExecutor(state)
-        except Exception as e:  # Ray's own start-up errors are bare Exceptions
-            first = " ".join(str(e).split())[:300]
-            raise click.ClickException(
-                f"campaign {campaign.metadata.name}: local Ray did not start ({first}); nothing was run, "
-                "run the same command again"
+            executor = start_local_executor(
+                state,
+                machine,
+                on_retry=lambda n, cause, wait: display.message(
+                    f"local Ray did not start (try {n}: {cause}); trying again in {wait:g}s"
+                ),
+            )
+        except RayStartFailed as e:
+            raise Infrastructure(
+                f"campaign {campaign.metadata.name}: {e}; nothing was run, run the same command again "
+                "when the machine is less loaded"
             ) from None
         limit = max_parallel or default_parallelism(campaign, float(executor.resources.get("CPU", 1)))
         runner = Runner(campaign, store, executor, display, max_parallel=limit)
@@ -94,7 +116,7 @@ def run(file: str, state_dir: str | None, max_parallel: int | None, quiet: bool,
         display.close()
         where = "" if isinstance(e, StoreError) else f"{state / 'state.db'}: "
         message = " ".join(str(e).split())
-        raise click.ClickException(f"campaign {campaign.metadata.name}: {where}{message}") from None
+        raise Infrastructure(f"campaign {campaign.metadata.name}: {where}{message}") from None
     finally:
         display.close()
         if executor is not None:

@@ -41,6 +41,7 @@ PROGRESS_DIR = "trials"
 CHECKPOINT_DIR = "checkpoints"
 DISCARDED_PREFIX = "discarded-"
 """`run --restart` moves the earlier state here (state.db, progress, checkpoints), never deletes it."""
+INDEX_ENV = "CAMPAIGN_STATE_INDEX"
 _ATTEMPT_FILE = re.compile(r"attempt-([0-9]+)\.jsonl")
 
 _SCHEMA = """
@@ -113,6 +114,10 @@ class LeaseInfo:
 
 class StoreError(RuntimeError):
     pass
+
+
+class NoState(StoreError):
+    """A reader pointed at a directory without a state.db (a wrong --state, not a damaged one)."""
 
 
 READER_HINT = (
@@ -248,7 +253,7 @@ class Store:
         db = self.path
         if readonly:
             if not db.exists():
-                raise StoreError(f"no campaign state in {self.dir} (expected {db})")
+                raise NoState(f"no campaign state in {self.dir} (expected {db})")
             self.db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10, check_same_thread=False)
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -487,6 +492,43 @@ def _conflict(store: Store, campaign: str) -> str | None:
     return None
 
 
+def state_index() -> Path:
+    """The list of state dirs runners on this machine have used (one absolute path a line), so
+    `campaign list` finds campaigns run with --state elsewhere too. $CAMPAIGN_STATE_INDEX, else
+    under $XDG_STATE_HOME (~/.local/state)."""
+    explicit = os.environ.get(INDEX_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "campaign-operator" / "state-dirs"
+
+
+def remember_state_dir(state_dir: Path) -> None:
+    """Adds `state_dir` to the index once. Best effort: an index that cannot be written never stops a
+    run (list then shows only ./.campaign)."""
+    path = Path(state_dir).resolve()
+    index = state_index()
+    with contextlib.suppress(OSError):
+        if path in remembered_state_dirs():
+            return
+        index.parent.mkdir(parents=True, exist_ok=True)
+        with index.open("a", encoding="utf-8") as f:  # one short append: atomic enough between runners
+            f.write(f"{path}\n")
+
+
+def remembered_state_dirs() -> list[Path]:
+    """The indexed state dirs that still hold a state.db, oldest entry first."""
+    try:
+        lines = state_index().read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    out = []
+    for line in dict.fromkeys(x.strip() for x in lines if x.strip()):
+        if (Path(line) / DB_NAME).is_file():
+            out.append(Path(line))
+    return out
+
+
 @dataclass
 class RunnerState:
     store: Store
@@ -515,6 +557,7 @@ def open_for_run(state_dir: Path, campaign: str, *, restart: bool = False) -> Ru
         if store is None:
             store = Store(state_dir)
         store._hold_lease(fd)
+        remember_state_dir(state_dir)
         return RunnerState(store, discarded)
     except BaseException:
         os.close(fd)

@@ -173,7 +173,7 @@ def test_a_damaged_state_file_is_one_line_that_says_what_to_do(
     }[command]
     mark = uuid.uuid4().hex
     proc = cli(*args, mark=mark)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # a damaged state dir: infrastructure
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
@@ -194,13 +194,13 @@ def test_run_refuses_to_start_over_and_restart_does(finished: tuple[Path, Path],
     names = sorted(trials(finished[1]))
 
     refused = cli("run", str(path), "--state", str(state))
-    assert refused.returncode == 1 and "is empty (0 bytes)" in refused.stderr, refused.stderr
+    assert refused.returncode == 3 and "is empty (0 bytes)" in refused.stderr, refused.stderr
     assert files(state) == earlier
 
     # Progress files with no state.db at all are earlier work too.
     (state / "state.db").unlink()
     refused = cli("run", str(path), "--state", str(state))
-    assert refused.returncode == 1 and "no state.db" in refused.stderr, refused.stderr
+    assert refused.returncode == 3 and "no state.db" in refused.stderr, refused.stderr
     assert not (state / "state.db").exists()
 
     mark = uuid.uuid4().hex

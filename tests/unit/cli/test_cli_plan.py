@@ -196,7 +196,7 @@ def test_text_output_counts_skip_reasons() -> None:
 def test_invalid_manifest_is_not_planned() -> None:
     bad = REPO / "tests" / "data" / "invalid" / "self-dependency.yaml"
     result = CliRunner().invoke(cli, ["plan", str(bad), "-o", "json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert "spec.phases[0].dependsOn: dependsOn: a phase cannot depend on itself" in result.stderr
 

@@ -1,5 +1,5 @@
 """`campaign status/results/report/run` on a damaged state dir: one `Error:` line that says what to
-do, a non-zero exit, no traceback; `run` refuses before starting Ray."""
+do, exit 3 (infrastructure), no traceback; `run` refuses before starting Ray."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_a_damaged_state_file_is_one_line_that_says_what_to_do(
         "run": ["run", str(manifest), "--state", str(state)],
     }[command]
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output  # the state dir is damaged: infrastructure
     assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
