@@ -1,4 +1,4 @@
-"""`campaign validate`: one OK line, or every problem on its own line and exit 1."""
+"""`campaign validate`: one OK line, or every problem on its own line and exit 2 (bad input)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def test_every_example_validates(path: Path) -> None:
     assert code == 0, err
     [line] = out.splitlines()
     assert line.startswith(f"OK {path}: TrainingCampaign ")
-    assert err == ""
+    # What running it on this machine would meet (its S3 data, its GPUs) is warned about, not refused.
+    assert all(w.startswith("  warning: ") for w in err.splitlines()), err
 
 
 def test_ok_line_summarises_the_campaign() -> None:
@@ -53,7 +54,7 @@ def test_invalid_manifest_lists_every_problem_on_its_own_line() -> None:
     path = INVALID / "max-failure-rate-above-one.yaml"
     text = path.read_text().replace("maxFailureRate: 1.5", "maxFailureRate: 1.5\n        retries: -2")
     code, out, err = run("validate", "-", input=text)
-    assert code == 1
+    assert code == 2
     assert out == ""
     assert err.splitlines() == [
         "<stdin>: invalid (2 problems):",
@@ -64,7 +65,7 @@ def test_invalid_manifest_lists_every_problem_on_its_own_line() -> None:
 
 def test_rule_violation_names_the_field() -> None:
     code, _, err = run("validate", str(INVALID / "from-phase-not-in-depends-on.yaml"))
-    assert code == 1
+    assert code == 2
     assert "spec.phases[1].fromPhase.phase: fromPhase.phase: must also be listed in dependsOn" in err
 
 
@@ -74,7 +75,7 @@ SKIP_ON_MISSING_KEY = (REPO / "tests" / "data" / "skip-when-missing-key.yaml").r
 def test_skip_rule_that_cannot_be_evaluated_is_reported() -> None:
     # It compiles, so only evaluating it over the trials shows that TCS has no `listed`.
     code, _, err = run("validate", "-", input=SKIP_ON_MISSING_KEY)
-    assert code == 1
+    assert code == 2
     assert "spec.phases[0].skipWhen[0].expression:" in err
     fixed = SKIP_ON_MISSING_KEY.replace(
         "params.window < params.symbol.listed",
@@ -98,20 +99,20 @@ def test_several_campaigns_are_each_judged() -> None:
     good = (REPO / "examples" / "variance-collapse.yaml").read_text()
     bad = (INVALID / "negative-retries.yaml").read_text()
     code, out, err = run("validate", "-", input=f"{good}\n---\n{bad}")
-    assert code == 1
+    assert code == 2
     assert "OK <stdin> (document 1): TrainingCampaign variance-collapse" in out
     assert "<stdin> (document 2): invalid (1 problem):" in err
 
 
 def test_file_without_a_campaign() -> None:
     code, _, err = run("validate", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    assert code == 1
+    assert code == 2
     assert "no TrainingCampaign in <stdin>" in err
 
 
 def test_yaml_syntax_error() -> None:
     code, _, err = run("validate", "-", input="spec:\n  phases: [\n")
-    assert code == 1
+    assert code == 2
     assert "not valid YAML" in err
 
 
@@ -124,7 +125,7 @@ def test_missing_file() -> None:
 def test_a_duplicated_key_is_rejected_with_its_line() -> None:
     # kubectl would keep the last `epochs:` silently (tests/integration/api/test_bad_input_at_apply.py)
     code, _, err = run("validate", str(REPO / "tests" / "data" / "duplicate-keys.yaml"))
-    assert code == 1
+    assert code == 2
     assert "line 11, column 5: not valid YAML: found duplicate key 'epochs' (first at line 10)" in err
 
 
@@ -148,4 +149,4 @@ def test_a_user_task_metric_no_builtin_task_reports_is_a_warning_not_a_failure()
         " make sure the user task mypkg.tasks:build does"
     ) in err
     code, _, err = run("validate", "-", input=USER_TASK.replace("mypkg.tasks:build", "regression"))
-    assert code == 1 and "task regression never reports 'val_acc'" in err
+    assert code == 2 and "task regression never reports 'val_acc'" in err
