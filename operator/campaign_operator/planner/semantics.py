@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from campaign_operator.api.base import MESSAGE_BUDGET, bounded
 from campaign_operator.api.campaign import Phase, TrainingCampaign
@@ -48,9 +49,10 @@ from .expressions import (
     names_list,
 )
 from .inputs import index_by, match_key, shown
+from .naming import trial_name
 from .sweeps import count_points, expand, raw_points
 from .templates import DatasetTemplateError, Template, TemplateError, dataset_fields, parse
-from .trials import PlannedTrial, dataset_field, merged_parameters, phase_trials, skip_reason, trial_dataset
+from .trials import dataset_field, merged_parameters, phase_trials, skip_reason, trial_dataset
 from .views import phase_view_type
 
 KNOWN_METRICS = frozenset(m for names in TASK_METRICS.values() for m in names)
@@ -462,11 +464,11 @@ class _Checker:
         """Each planned trial of phase i matches exactly one planned trial of `source` (the same
         sample of it under spec.scaleDown), as plan() will look it up."""
         try:
-            consumers, producers = phase_trials(self.campaign, i), phase_trials(self.campaign, source)
+            consumers, producers = self.planned(i), self.planned(source)
         except ExpressionError:
             return  # a skipWhen rule that cannot be evaluated: reported by expressions()
-        index = index_by(((t.name, t.parameters) for t in producers), keys)
-        wrong = [t for t in consumers if len(index.get(match_key(t.parameters, keys), [])) != 1]
+        index = index_by(producers, keys)
+        wrong = [params for _, params in consumers if len(index.get(match_key(params, keys), [])) != 1]
         if not wrong:
             return
         source_name = self.names[source]
@@ -474,13 +476,27 @@ class _Checker:
             f"{where}.match",
             f"{len(wrong)} of {len(consumers)} trials match no or several trials of phase {source_name}"
             f" on {keys} (each must match exactly one: align the sweeps or change match): "
-            + "; ".join(self.matched(t, index, keys) for t in wrong[:2]),
+            + "; ".join(self.matched(params, index, keys) for params in wrong[:2]),
         )
 
+    def planned(self, i: int) -> list[tuple[str, dict[str, Any]]]:
+        """(name, parameters) of the trials plan() creates for phase i (before promotion): under
+        spec.scaleDown its sample, which reads skipWhen; otherwise every point, no CEL evaluated."""
+        phase = self.spec.phases[i]
+        if self.spec.scale_down is not None:
+            return [(t.name, t.parameters) for t in phase_trials(self.campaign, i)]
+        return [
+            (
+                trial_name(self.campaign.metadata.name, phase.name, p.params),
+                merged_parameters(self.campaign, phase, None, p.params),
+            )
+            for p in expand(phase)
+        ]
+
     @staticmethod
-    def matched(trial: PlannedTrial, index: dict[str, list[str]], keys: list[str]) -> str:
-        found = len(index.get(match_key(trial.parameters, keys), []))
-        return f"{excerpt(shown(trial.parameters, keys), 70)} matches {found or 'none'}"
+    def matched(params: dict[str, Any], index: dict[str, list[str]], keys: list[str]) -> str:
+        found = len(index.get(match_key(params, keys), []))
+        return f"{excerpt(shown(params, keys), 70)} matches {found or 'none'}"
 
     # -- all of it ---------------------------------------------------------------------------------
     def run(self) -> Findings:
