@@ -109,11 +109,15 @@ class PhaseFit:
         parts = [f"{k} {a} -> {g}" for k, a, g in self._pairs()]
         if self.asked.gpu > 0 and self.gets.gpu == 0:
             parts[[k for k, _, _ in self._pairs()].index("gpu")] += " (runs on CPU)"
-        return ", ".join(parts)
+        return ", ".join(parts) + self._per_worker()
 
     def asks(self) -> str:
         """What it asks beyond the machine, e.g. `cpu 8, gpu 1`."""
-        return ", ".join(f"{k} {a}" for k, a, _ in self._pairs())
+        return ", ".join(f"{k} {a}" for k, a, _ in self._pairs()) + self._per_worker()
+
+    def _per_worker(self) -> str:
+        n = self.asked.workers
+        return f" (each of its {n} Ray Train workers and its own task)" if n > 0 else ""
 
 
 @dataclass(frozen=True)
@@ -154,15 +158,28 @@ class Fit:
         ]
 
 
+def processes(resources: Resources) -> int:
+    """How many holders of `resources` one trial is here: its own Ray task, plus each Ray Train
+    worker it starts (each asks the same per-worker cpu/gpu while the task still holds its own)."""
+    return 1 + resources.workers if resources.workers > 0 else 1
+
+
+def _share(total: int, holders: int) -> float:
+    """`total` split between `holders`, rounded down to hundredths (Ray's CPU granularity is finer)."""
+    return math.floor(total * 100 / holders) / 100
+
+
 def fit_resources(asked: Resources, machine: Machine) -> Resources:
-    """`asked`, each of cpu, gpu and memory capped at what the machine has."""
+    """`asked`, its cpu and gpu capped so that all of a trial's processes fit the machine together,
+    and its memory capped at the machine's."""
     memory = asked.memory
     if memory is not None and quantity_bytes(memory) > machine.memory_bytes:
         memory = gibibytes(machine.memory_bytes)
+    n = processes(asked)
     return asked.model_copy(
         update={
-            "cpu": min(asked.cpu, float(machine.cpu)),
-            "gpu": min(asked.gpu, float(machine.gpu)),
+            "cpu": min(asked.cpu, _share(machine.cpu, n)),
+            "gpu": min(asked.gpu, _share(machine.gpu, n)),
             "memory": memory,
         }
     )

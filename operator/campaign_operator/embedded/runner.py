@@ -36,6 +36,7 @@ from campaign_operator.planner.naming import job_name
 from campaign_operator.report.live import Snapshot
 
 from . import progress
+from .fit import processes
 from .store import Store
 
 TERMINAL = (CampaignState.SUCCEEDED, CampaignState.FAILED)
@@ -52,12 +53,13 @@ def utcnow() -> datetime:
 
 
 def default_parallelism(campaign: TrainingCampaign, cpus: float) -> int:
-    """As many trials as the machine's CPUs hold at the largest per-trial CPU request: more would
-    only queue inside Ray while looking Running."""
-    requests = [campaign.spec.template.resources.cpu] + [
-        p.resources.cpu for p in campaign.spec.phases if p.resources is not None
+    """As many trials as the machine's CPUs hold at the largest per-trial CPU request (a distributed
+    trial's workers included): more would only queue inside Ray while looking Running."""
+    requests = [campaign.spec.template.resources] + [
+        p.resources for p in campaign.spec.phases if p.resources is not None
     ]
-    return max(1, math.floor(cpus / max(requests) + 1e-9))
+    largest = max(r.cpu * processes(r) for r in requests)
+    return max(1, math.floor(cpus / largest + 1e-9))
 
 
 def with_parallelism(campaign: TrainingCampaign, limit: int) -> TrainingCampaign:

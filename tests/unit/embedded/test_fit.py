@@ -8,6 +8,7 @@ import pytest
 
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.embedded.fit import Machine, fit, quantity_bytes, this_machine
+from campaign_operator.embedded.runner import default_parallelism
 from campaign_operator.planner.admission import load_campaign
 from campaign_operator.planner.trials import build_trial, phase_trials
 
@@ -93,6 +94,18 @@ def test_a_machine_with_gpus_keeps_them_and_the_precision() -> None:
     assert [p.scaled() for p in result.phases] == ["cpu 64 -> 32, gpu 4 -> 2"]
     assert trial_resources(result.campaign, 0) == (32.0, 2.0, None, "bf16-mixed")
     assert result.precision is None
+
+
+def test_a_distributed_trial_fits_with_all_its_workers_and_its_own_task() -> None:
+    # 2 Ray Train workers of 1 CPU each, and the trial's own task holding 1 CPU: 3 on a 2-CPU machine.
+    c = campaign({"cpu": 1, "workers": 2}, {})
+    [p] = fit(c, LAPTOP).phases
+    assert p.gets.cpu == 0.66 and p.gets.workers == 2
+    assert p.scaled() == "cpu 1 -> 0.66 (each of its 2 Ray Train workers and its own task)"
+    assert not fit(campaign({"cpu": 0.5, "workers": 2}, {}), LAPTOP).changed
+    # ...and the runner's parallelism counts all three: one such trial at a time on 2 CPUs.
+    assert default_parallelism(fit(c, LAPTOP).campaign, LAPTOP.cpu) == 1
+    assert default_parallelism(campaign({"cpu": 1}, {}), LAPTOP.cpu) == 2
 
 
 def test_precision_is_kept_when_no_gpu_was_asked_for() -> None:
