@@ -296,3 +296,38 @@ def test_a_scaled_down_run_matches_against_the_teachers_it_samples() -> None:
     assert errors({**spec(student=same), **small}) == []
     (p,) = errors({**spec(), **small})
     assert p.startswith("spec.phases[1].inputs[0].match: 1 of 2 trials match no or several trials of phase")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(["TCS", "INFY", "ITC"]), min_size=1, max_size=3, unique=True),
+    st.lists(st.sampled_from(["TCS", "INFY", "ITC"]), min_size=1, max_size=3, unique=True),
+    st.booleans(),
+)
+def test_what_plan_time_accepts_is_what_run_time_resolves(
+    teachers: list[str], students_: list[str], seeded: bool
+) -> None:
+    """One matching rule both ways: check_campaign accepts the layout exactly when every student,
+    once its phase starts, finds one teacher (with `seed` in the teachers' sweep, several match)."""
+    teacher_axes: dict[str, Any] = {"symbol": teachers, **({"seed": [1, 2]} if seeded else {})}
+    doc = spec(
+        teacher={"sweep": {"matrix": {"axes": teacher_axes}}, "skipWhen": []},
+        student={
+            "sweep": {"matrix": {"axes": {"symbol": students_}}},
+            "inputs": [{**STUDENT_INPUT, "match": ["symbol"]}],
+        },
+    )
+    c = campaign(doc)
+    accepted = check_campaign(c).errors == []
+    assert accepted == (set(students_) <= set(teachers) and not seeded)
+    teacher_trials = [build_trial(c, c.spec.phases[0], p, None) for p in expand(c.spec.phases[0])]
+    for t in teacher_trials:
+        t.status.state, t.status.outputs = TrialState.SUCCEEDED, f"file:///o/{t.name}"
+    matcher = InputMatcher(c.spec.phases[1], {"teacher": teacher_trials})
+    resolved = []
+    for symbol in students_:
+        try:
+            resolved.append(not matcher.decide({"symbol": symbol}).skip)
+        except InputError:
+            resolved.append(False)
+    assert accepted == all(resolved)
