@@ -126,6 +126,7 @@ class Runner:
             events=self.store.events(limit=20),
             now=self.clock(),
             runner=f"runner pid {os.getpid()}",
+            campaign=self.campaign,
         )
 
     # -- observation ------------------------------------------------------------------------

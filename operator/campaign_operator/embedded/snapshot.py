@@ -36,7 +36,17 @@ def _read_snapshot(store: Store) -> Snapshot:
         events=store.events(limit=20),
         runner=runner_note(store, terminal),
         runner_alive=(lease := store.lease()) is not None and lease.alive,
+        campaign=_campaign_or_none(manifest),
     )
+
+
+def _campaign_or_none(manifest: dict[str, object]) -> TrainingCampaign | None:
+    """The stored manifest for the view's planned totals and banner; a view without them rather than
+    none when an older version wrote it."""
+    try:
+        return TrainingCampaign.model_validate(manifest)
+    except ValueError:
+        return None
 
 
 def read_campaign(store: Store) -> CampaignData:

@@ -1,13 +1,20 @@
-"""The campaign report: one self-contained HTML file (inline SVG and CSS, no scripts, no URLs).
+"""The campaign report: one self-contained HTML file that opens offline.
 
-Sections: summary, phases, per-phase metric curves and a "metrics at checkpoints" table (the
-quick-test report's loss-progression table; seed-sweep phases show mean ± std across seeds),
-metric distributions, best trials, failure breakdown, timeline.
+Charts are plotly figures, with plotly.js inlined once in the head (no CDN, no other file): a
+well-kept library gives legends, hover with each line's parameters, integer ticks and labels that are
+not clipped, and parallel coordinates, which the hand-written SVG this replaced got wrong or lacked.
+
+Sections: summary (with the SMOKE/PARTIAL banner), phases (gates with the values they saw, promoted
+configurations), per phase its learning curves, failure rate against maxFailureRate, parameters
+against the objective and a "metrics at checkpoints" table (the quick-test report's; seed-sweep
+phases show mean ± std across seeds); metric distributions, best trials, failures, timeline.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -16,12 +23,17 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from campaign_operator.api.campaign import Phase, TrainingCampaign, TrainingCampaignStatus
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from campaign_operator.api.campaign import Phase, PhaseStatus, TrainingCampaign, TrainingCampaignStatus
 from campaign_operator.api.common import Mode, TrialState
 from campaign_operator.api.trial import Trial
+from campaign_operator.lifecycle import outcomes
 
-from . import svg
-from .results import CampaignData
+from .live import THRESHOLD_COLOR, scale_banner
+from .results import CampaignData, flatten, point_label, value_label
 
 # Metrics that describe the run, not the model: left out of curves and checkpoint tables.
 HOUSEKEEPING = frozenset({"samples_per_sec", "epoch_time_s", "lr"})
@@ -29,6 +41,21 @@ PREFERRED = ("loss", "val_loss", "r2", "rmse", "accuracy", "action_loss", "price
 MAX_TABLE_METRICS = 6
 MAX_CHECKPOINT_ROWS = 5
 TOP_TRIALS = 10
+LINE_LABELS = 10
+"""Curves with at most this many lines get their parameters written at each line's end too."""
+THRESHOLD_DASH = "dash"
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
+    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79",
+)  # fmt: skip
+STATE_COLORS = {
+    "Succeeded": "#2ca02c",
+    "Failed": "#d62728",
+    "Stopped": "#ff7f0e",
+    "Skipped": "#9e9e9e",
+    "Running": "#1f77b4",
+    "Pending": "#cfcfcf",
+}
 
 
 # -- pure helpers -----------------------------------------------------------------------------------
@@ -154,7 +181,292 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], cls: str) -> s
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def params_text(trial: Trial) -> str:
+    """Every sweep parameter of the trial, unabridged (tables)."""
+    point = trial.spec.sweep_point or {}
+    return ", ".join(outcomes.point_label({k: v}) for k, v in point.items()) or "(phase defaults)"
+
+
+def row_labels(trials: Sequence[Trial], limit: int = 48) -> list[str]:
+    """`phase: sweep point` per trial for a chart's category axis; the trial's hash is added where two
+    cut labels would be the same (one category would merge their bars)."""
+    labels = [f"{t.spec.phase}: {point_label(t, limit)}" for t in trials]
+    seen = Counter(labels)
+    return [f"{lab} ({t.name[-6:]})" if seen[lab] > 1 else lab for lab, t in zip(labels, trials, strict=True)]
+
+
+def params_html(trial: Trial) -> str:
+    """The same, one per line, for a chart's hover."""
+    point = trial.spec.sweep_point or {}
+    return "<br>".join(escape(outcomes.point_label({k: v})) for k, v in point.items()) or "(phase defaults)"
+
+
+def epoch_step(last: float, ticks: int = 8) -> int:
+    """An integer tick step giving at most `ticks` ticks: 1, 2, 5, 10, 20, 50, ..."""
+    scale = 1
+    while True:
+        for m in (1, 2, 5):
+            if last / (m * scale) <= ticks:
+                return m * scale
+        scale *= 10
+
+
+# -- charts ---------------------------------------------------------------------------------------
+def _layout(fig: Any, title: str, **extra: Any) -> Any:
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left"},
+        template="plotly_white",
+        height=extra.pop("height", 420),
+        margin={"l": 60, "r": extra.pop("right", 30), "t": 50, "b": 50},
+        font={"size": 12},
+        hoverlabel={"align": "left"},
+        **extra,
+    )
+    return fig
+
+
+def _epoch_axis(fig: Any, last: float) -> None:
+    fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=0, dtick=epoch_step(last), tickformat="d")
+
+
+def _finite(values: Sequence[float]) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def curves_figure(
+    phase: Phase, trials: Sequence[Trial], metric: str, y_values: Sequence[float] | None
+) -> Any:
+    """One line per trial, named and hovered by its sweep point; failed trials dashed. A seed sweep
+    adds the mean ± std band over its seeds."""
+    fig = go.Figure()
+    ensemble = is_ensemble(phase) and len(trials) > 1
+    labelled = len(trials) <= LINE_LABELS
+    last = 1.0
+    for i, t in enumerate(trials):
+        xs, ys = curve(t, metric)
+        if not xs:
+            continue
+        last = max(last, xs[-1])
+        label = point_label(t)
+        failed = t.status.state == TrialState.FAILED
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=_finite(ys),
+                name=label + (" (failed)" if failed else ""),
+                mode="lines+markers+text" if labelled else "lines+markers",
+                text=[""] * (len(xs) - 1) + [label] if labelled else None,
+                textposition="middle right",
+                cliponaxis=False,
+                line={"color": "#9ab" if ensemble else color(i), "dash": "dot" if failed else "solid"},
+                marker={"size": 5},
+                hovertemplate=(
+                    f"<b>{params_html(t)}</b><br>trial {t.name} ({t.status.state.value})"
+                    f"<br>epoch %{{x}}<br>{metric} %{{y:.4g}}<extra></extra>"
+                ),
+            )
+        )
+    if ensemble:
+        _add_band(fig, trials, metric)
+    _layout(
+        fig,
+        f"{phase.name}: {metric} per trial" + (" (mean ± std across seeds)" if ensemble else ""),
+        right=220 if labelled else 30,
+        showlegend=True,
+        # Below the plot: the right margin is for the labels at the lines' ends.
+        legend={"title": {"text": "sweep point"}, "orientation": "h", "yanchor": "top", "y": -0.18},
+    )
+    _epoch_axis(fig, last)
+    fig.update_yaxes(title_text=metric)
+    if y_values:
+        lo, hi = min(y_values), max(y_values)
+        pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
+        fig.update_yaxes(range=[lo - pad, hi + pad])  # diverged trials leave the view, not flatten it
+    return fig
+
+
+def _add_band(fig: Any, trials: Sequence[Trial], metric: str) -> None:
+    epochs = sorted({e for t in trials for e in curve(t, metric)[0]})
+    xs, lo, hi, mu = [], [], [], []
+    for e in epochs:
+        vals = [v for t in trials if (v := value_at(t, metric, int(e))) is not None and math.isfinite(v)]
+        if len(vals) == len(trials):
+            m, s = mean_std(vals)
+            xs.append(e)
+            lo.append(m - s)
+            hi.append(m + s)
+            mu.append(m)
+    fig.add_trace(go.Scatter(x=xs, y=lo, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=hi,
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor="rgba(0,0,0,0.12)",
+            name="± std",
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=mu,
+            mode="lines",
+            line={"color": "#000", "width": 3},
+            name=f"mean over {len(trials)} seeds",
+            hovertemplate=f"epoch %{{x}}<br>mean {metric} %{{y:.4g}}<extra></extra>",
+        )
+    )
+
+
+def threshold_line(fig: Any, limit: float, **where: Any) -> None:
+    """maxFailureRate as the report draws it everywhere: one colour, dashed, labelled."""
+    fig.add_hline(
+        y=limit,
+        line={"color": THRESHOLD_COLOR, "dash": THRESHOLD_DASH, "width": 2},
+        annotation={"text": f"maxFailureRate {limit:.0%}", "font": {"color": THRESHOLD_COLOR}},
+        annotation_position="top left",
+        **where,
+    )
+
+
+def failure_rate_figure(phase: PhaseStatus, trials: Sequence[Trial]) -> Any:
+    """The phase's failure rate as its trials finished (failed so far over its counted trials, as
+    the planner counts it) against maxFailureRate."""
+    counted = max(1, phase.counts.total - phase.counts.skipped)
+    ended = sorted(
+        (t for t in trials if t.status.state.is_terminal and t.status.state != TrialState.SKIPPED),
+        key=lambda t: (t.status.completion_time or datetime.min.replace(tzinfo=UTC), t.name),
+    )
+    xs, ys, hover, failed = [0], [0.0], ["start"], 0
+    for n, t in enumerate(ended, 1):
+        failed += t.status.state == TrialState.FAILED
+        xs.append(n)
+        ys.append(failed / counted)
+        hover.append(f"{params_html(t)}<br>{t.status.state.value} ({t.status.reason or ''})")
+    fig = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines+markers",
+            line={"shape": "hv", "color": "#333"},
+            name="failure rate",
+            customdata=hover,
+            hovertemplate="after %{x} trials: %{y:.1%}<br>%{customdata}<extra></extra>",
+        )
+    )
+    # A legend entry for the threshold: the same dashed line in the same colour.
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            name=f"maxFailureRate {phase.max_failure_rate:.0%}",
+            line={"color": THRESHOLD_COLOR, "dash": THRESHOLD_DASH, "width": 2},
+        )
+    )
+    threshold_line(fig, phase.max_failure_rate)
+    top = max([*ys, phase.max_failure_rate]) * 1.25 or 0.1
+    _layout(
+        fig,
+        f"{phase.name}: failure rate {phase.failure_rate:.1%} vs maxFailureRate {phase.max_failure_rate:.0%}"
+        f" ({phase.counts.failed} failed of {counted} counted, {phase.counts.skipped} skipped excluded)",
+        height=300,
+        showlegend=True,
+    )
+    fig.update_xaxes(
+        title_text="trials finished",
+        tickmode="linear",
+        tick0=0,
+        dtick=epoch_step(max(xs)),
+        tickformat="d",
+        range=[0, max(xs) + 0.5],
+    )
+    fig.update_yaxes(title_text="failure rate", tickformat=".0%", range=[0, min(1.0, top)])
+    return fig
+
+
+def _axis_values(values: list[Any]) -> dict[str, Any]:
+    """A parallel-coordinates dimension: numbers as they are, anything else as labelled categories."""
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return {"values": [float(v) for v in values]}
+    labels = sorted({value_label(v) for v in values})
+    index = {lab: i for i, lab in enumerate(labels)}
+    return {
+        "values": [index[value_label(v)] for v in values],
+        "tickvals": list(range(len(labels))),
+        "ticktext": labels,
+    }
+
+
+def parallel_figure(phase: Phase, trials: Sequence[Trial], objective: str, mode: Mode) -> Any | None:
+    """Each succeeded trial as a line through its sweep parameters to its objective (colour: the
+    objective); None when fewer than two trials or no parameter varies."""
+    scored = [
+        t for t in trials if t.status.state == TrialState.SUCCEEDED and _objective(t, objective) is not None
+    ]
+    keys = sorted({k for t in scored for k in t.spec.sweep_point})
+    keys = [k for k in keys if len({json.dumps(t.spec.sweep_point.get(k), default=str) for t in scored}) > 1]
+    if len(scored) < 2 or not keys:
+        return None
+    objective_values = [_objective(t, objective) for t in scored]
+    dimensions = [
+        {"label": k, **_axis_values([t.spec.sweep_point.get(k, "—") for t in scored])} for k in keys
+    ]
+    dimensions.append({"label": f"{objective} ({mode.value})", "values": objective_values})
+    fig = go.Figure(
+        go.Parcoords(
+            line={
+                "color": objective_values,
+                "colorscale": "Viridis",
+                "reversescale": mode == Mode.MIN,
+                "showscale": True,
+                "colorbar": {"title": {"text": objective}},
+            },
+            dimensions=dimensions,
+            labelside="bottom",
+        )
+    )
+    _layout(
+        fig,
+        f"{phase.name}: parameters vs {objective} (succeeded trials; colour: {objective})",
+        height=380,
+        right=80,
+    )
+    fig.update_layout(margin={"t": 60, "b": 60})
+    return fig
+
+
+def _objective(trial: Trial, metric: str) -> float | None:
+    best = trial.status.best.metrics.get(metric) if trial.status.best else None
+    value = best if best is not None else trial.status.metrics.get(metric)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def chart(kind: str, key: str, fig: Any) -> str:
+    """One figure as a div; plotly.js itself is in the page's head once."""
+    body = pio.to_html(
+        fig,
+        full_html=False,
+        include_plotlyjs=False,
+        include_mathjax=False,
+        config={"displaylogo": False, "responsive": True},
+    )
+    return f'<div class="chart" data-plot="{escape(kind)}" data-key="{escape(key)}">{body}</div>'
+
+
 # -- sections ---------------------------------------------------------------------------------------
+def _banner(campaign: TrainingCampaign) -> str:
+    text = scale_banner(campaign.spec.scale_down)
+    return f'<p class="banner" id="scale-down">{escape(text)}</p>' if text else ""
+
+
 def _summary(campaign: TrainingCampaign, status: TrainingCampaignStatus, trials: Sequence[Trial]) -> str:
     took = (
         (status.completion_time - status.start_time).total_seconds()
@@ -173,39 +485,131 @@ def _summary(campaign: TrainingCampaign, status: TrainingCampaignStatus, trials:
     return f'<section id="summary"><dl>{dl}</dl></section>'
 
 
-def _phases(status: TrainingCampaignStatus) -> str:
+def _verdict(passed: bool | None) -> str:
+    if passed is None:
+        return '<span class="pending">pending</span>'
+    return '<span class="pass">✓ passed</span>' if passed else '<span class="fail">✗ not met</span>'
+
+
+def gate_terms(expression: str, values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The `phase.…` paths the expression reads, with the values it was evaluated with."""
+    out: list[tuple[str, Any]] = []
+    for path in dict.fromkeys(re.findall(r"\bphase(?:\.[A-Za-z_]\w*)+", expression)):
+        value: Any = values
+        for part in path.split(".")[1:]:
+            value = value.get(part) if isinstance(value, dict) else None
+        out.append((path, value))
+    return out
+
+
+def _threshold_cell(p: PhaseStatus) -> str:
+    level = "fail" if p.failure_rate > p.max_failure_rate else "pass"
+    return (
+        f'<span class="{level}">{p.failure_rate:.1%}</span> vs '
+        f'<span class="threshold">max {p.max_failure_rate:.0%}</span>'
+    )
+
+
+def _phases(campaign: TrainingCampaign, status: TrainingCampaignStatus, trials: Sequence[Trial]) -> str:
     rows = []
     for p in status.phases:
         c = p.counts
-        gate = "—"
-        if p.gate is not None:
-            verdict = "pending" if p.gate.passed is None else ("passed" if p.gate.passed else "not met")
-            gate = f"{p.gate.expression} → {verdict}"
-        marker = "✗" if p.failure_rate > p.max_failure_rate else "✓"
         rows.append(
-            [
-                p.name,
-                p.state.value,
-                f"{c.succeeded}/{c.failed}/{c.stopped}/{c.skipped}/{c.total}",
-                f"{marker} {p.failure_rate:.1%} / {p.max_failure_rate:.0%}",
-                gate,
-                f"{p.best.trial} {p.best.metric}={p.best.value:.4g}" if p.best else "—",
-                p.message or "",
-            ]
+            "<tr>"
+            + "".join(
+                f"<td>{x}</td>"
+                for x in (
+                    escape(p.name),
+                    escape(p.state.value),
+                    f"{c.succeeded}/{c.failed}/{c.stopped}/{c.skipped}/{c.total}",
+                    _threshold_cell(p),
+                    _verdict(p.gate.passed) if p.gate else "—",
+                    escape(f"{p.best.metric}={p.best.value:.4g} ({p.best.trial})") if p.best else "—",
+                    escape(p.message or ""),
+                )
+            )
+            + "</tr>"
         )
-    headers = ["Phase", "State", "ok/fail/stop/skip/total", "Failure rate / max", "Gate", "Best", "Message"]
-    return '<section id="phases"><h2>Phases</h2>' + _table(headers, rows, "phases") + "</section>"
+    headers = ["Phase", "State", "ok/fail/stop/skip/total", "Failure rate vs max", "Gate", "Best", "Message"]
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    parts = [
+        f'<section id="phases"><h2>Phases</h2><table class="phases"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    ]
+    parts += [_gate(p) for p in status.phases if p.gate is not None]
+    by_name = {p.name: p for p in campaign.spec.phases}
+    statuses = {p.name: p for p in status.phases}
+    parts += [
+        _promoted(by_name[p.name], p, statuses, trials)
+        for p in status.phases
+        if p.name in by_name and by_name[p.name].from_phase
+    ]
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _gate(p: PhaseStatus) -> str:
+    assert p.gate is not None
+    terms = gate_terms(p.gate.expression, p.gate.values)
+    rows = "".join(
+        f"<tr><td><code>{escape(path)}</code></td><td>{_cell(v) if v is not None else '—'}</td></tr>"
+        for path, v in terms
+    )
+    seen = "".join(
+        f"<tr><td><code>{escape(k)}</code></td><td>{_cell(v)}</td></tr>"
+        for k, v in flatten("phase", p.gate.values).items()
+    )
+    message = f"<p>{escape(p.gate.message)}</p>" if p.gate.message else ""
+    return (
+        f'<div class="gate" id="gate-{escape(p.name)}"><h3>Gate of {escape(p.name)}: '
+        f"<code>{escape(p.gate.expression)}</code> {_verdict(p.gate.passed)}</h3>{message}"
+        f'<table class="gate-values"><thead><tr><th>Value read</th><th>Was</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+        "<details><summary>every value the gate saw</summary>"
+        f"<table><tbody>{seen}</tbody></table></details></div>"
+    )
+
+
+def _promoted(phase: Phase, p: PhaseStatus, statuses: dict[str, PhaseStatus], trials: Sequence[Trial]) -> str:
+    assert phase.from_phase is not None
+    source = phase.from_phase.phase
+    best = statuses[source].best if source in statuses else None
+    trial = next((t for t in trials if best is not None and t.name == best.trial), None)
+    whose = "its best trial's parameters"
+    if best is not None:
+        params = f", {params_text(trial)}" if trial is not None else ""
+        whose = f"its best trial {best.trial}: {best.metric}={best.value:.4g}{params}"
+    if not p.promoted:
+        body = "<p>nothing promoted yet</p>"
+    else:
+        body = _table(
+            ["Parameter", "Value"], [[k, value_label(v)] for k, v in p.promoted.items()], "promoted"
+        )
+    return (
+        f'<div class="promoted" id="promoted-{escape(phase.name)}"><h3>Promoted into {escape(phase.name)}'
+        f" from {escape(source)} (fromPhase: {escape(whose)})</h3>{body}</div>"
+    )
 
 
 def _phase_section(
-    campaign: TrainingCampaign, phase: Phase, trials: Sequence[Trial], best: str | None
+    campaign: TrainingCampaign,
+    phase: Phase,
+    status: PhaseStatus | None,
+    trials: Sequence[Trial],
+    best: str | None,
 ) -> str:
     objective, mode = objective_of(campaign, phase)
     ran = [t for t in trials if t.status.history]
     parts = [f'<section class="phase" id="phase-{escape(phase.name)}"><h2>Phase {escape(phase.name)}</h2>']
     if phase.description:
         parts.append(f"<p>{escape(phase.description)}</p>")
+    rate = (
+        [chart("failurerate", phase.name, failure_rate_figure(status, trials))]
+        if status is not None and status.counts.total
+        else []
+    )
     if not ran:
+        parts.append('<div class="charts">' + "".join(rate) + "</div>")
         parts.append("<p>No trial of this phase reported metrics.</p></section>")
         return "".join(parts)
     ok_values = [
@@ -218,49 +622,25 @@ def _phase_section(
     metrics = [objective] + (
         ["loss"] if objective != "loss" and any(curve(t, "loss")[0] for t in ran) else []
     )
-    charts = []
-    for metric in metrics:
-        series = [
-            svg.Series(t.name, *curve(t, metric), svg.color(i), dashed=t.status.state == TrialState.FAILED)
-            for i, t in enumerate(ran)
-        ]
-        bands: list[svg.Band] = []
-        if is_ensemble(phase) and len(ran) > 1:
-            epochs = sorted({e for t in ran for e in curve(t, metric)[0]})
-            xs, lo, hi, mu = [], [], [], []
-            for e in epochs:
-                vals = [v for t in ran if (v := value_at(t, metric, int(e))) is not None]
-                if len(vals) == len(ran):
-                    m, s = mean_std(vals)
-                    xs.append(e)
-                    lo.append(m - s)
-                    hi.append(m + s)
-                    mu.append(m)
-            bands = [svg.Band(xs, lo, hi, "#000")]
-            series = [svg.Series(s.name, s.xs, s.ys, "#9ab", s.dashed) for s in series]
-            series.append(svg.Series(f"mean over {len(ran)} seeds", xs, mu, "#000"))
-        title = f"{phase.name}: {metric} per trial" + (" (mean ± std across seeds)" if bands else "")
-        y_values = ok_values if metric == objective and ok_values else None
-        charts.append(
-            svg.line_chart(
-                "curves",
-                f"{phase.name}:{metric}",
-                title,
-                series,
-                bands=bands,
-                ylabel=metric,
-                y_values=y_values,
-            )
+    charts = [
+        chart(
+            "curves",
+            f"{phase.name}:{metric}",
+            curves_figure(phase, ran, metric, ok_values if metric == objective and ok_values else None),
         )
+        for metric in metrics
+    ]
+    charts += rate
+    parallel = parallel_figure(phase, trials, objective, mode)
+    if parallel is not None:
+        charts.append(chart("parallel", phase.name, parallel))
     parts.append('<div class="charts">' + "".join(charts) + "</div>")
     if is_ensemble(phase):
         subject, pool = f"mean ± std across {len(ran)} seeds", ran
     else:
         chosen = next((t for t in ran if t.name == best), None) or ran[0]
-        subject, pool = (
-            f"best trial {chosen.name}" if chosen.name == best else f"trial {chosen.name}",
-            [chosen],
-        )
+        who = chosen.name + (f" ({params_text(chosen)})" if chosen.spec.sweep_point else "")
+        subject, pool = (f"best trial {who}" if chosen.name == best else f"trial {who}", [chosen])
     table = checkpoint_table(pool, objective, mode, campaign.spec.template.checkpoint.every_epochs, subject)
     if table is not None:
         headers = ["Checkpoint", "Epoch", *table.metrics, "Improvement"]
@@ -282,25 +662,38 @@ def _distributions(campaign: TrainingCampaign, by_phase: dict[str, list[Trial]])
     metrics += [m for m in extra if m not in metrics and m != "loss"][:2]
     charts = []
     for metric in metrics:
-        groups = []
-        for p in campaign.spec.phases:
-            vals = [
-                t.status.metrics[metric]
+        fig = go.Figure()
+        for i, p in enumerate(campaign.spec.phases):
+            done = [
+                t
                 for t in by_phase.get(p.name, [])
-                if t.status.state == TrialState.SUCCEEDED and metric in t.status.metrics
+                if t.status.state == TrialState.SUCCEEDED
+                and metric in t.status.metrics
+                and math.isfinite(t.status.metrics[metric])
             ]
-            if vals:
-                groups.append((p.name, vals))
-        if groups:
-            charts.append(
-                svg.strip_chart(
-                    "distribution",
-                    metric,
-                    f"final {metric} of succeeded trials (bar: mean, whisker: ± std)",
-                    groups,
-                    xlabel=metric,
+            if done:
+                fig.add_trace(
+                    go.Box(
+                        x=[t.status.metrics[metric] for t in done],
+                        name=p.name,
+                        boxpoints="all",
+                        boxmean="sd",
+                        jitter=0.4,
+                        marker={"color": color(i)},
+                        orientation="h",
+                        customdata=[params_html(t) for t in done],
+                        hovertemplate=f"%{{customdata}}<br>{metric} %{{x:.4g}}<extra></extra>",
+                    )
                 )
+        if fig.data:
+            _layout(
+                fig,
+                f"final {metric} of succeeded trials (box: quartiles, dashed: mean ± std)",
+                height=120 + 60 * len(fig.data),
+                showlegend=True,
             )
+            fig.update_xaxes(title_text=metric)
+            charts.append(chart("distribution", metric, fig))
     if not charts:
         return ""
     return (
@@ -323,49 +716,78 @@ def _best(campaign: TrainingCampaign, trials: Sequence[Trial]) -> str:
     top = ranked[:TOP_TRIALS]
     if not top:
         return '<section id="best"><h2>Best trials</h2><p>No succeeded trial reported it.</p></section>'
-    phase_idx = {p.name: i for i, p in enumerate(campaign.spec.phases)}
-    bars = [(f"{t.spec.phase}/{t.name[-10:]}", v, svg.color(phase_idx.get(t.spec.phase, 0))) for v, t in top]
-    chart = svg.bar_chart(
-        "best", metric, f"top {len(top)} trials by best {metric} ({mode.value})", bars, xlabel=metric
+    fig = go.Figure()
+    label = dict(zip((t.name for _, t in top), row_labels([t for _, t in top]), strict=True))
+    for i, p in enumerate(campaign.spec.phases):
+        mine = [(v, t) for v, t in top if t.spec.phase == p.name]
+        if mine:
+            fig.add_trace(
+                go.Bar(
+                    x=[v for v, _ in mine],
+                    y=[label[t.name] for _, t in mine],
+                    orientation="h",
+                    name=p.name,
+                    marker={"color": color(i)},
+                    customdata=[f"{t.name}<br>{params_html(t)}" for _, t in mine],
+                    hovertemplate=f"%{{customdata}}<br>best {metric} %{{x:.4g}}<extra></extra>",
+                )
+            )
+    order = [label[t.name] for _, t in top]
+    _layout(
+        fig,
+        f"top {len(top)} trials by best {metric} ({mode.value}; best first)",
+        height=140 + 28 * len(top),
+        showlegend=True,
+        legend={"title": {"text": "phase"}},
     )
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)), automargin=True)
+    fig.update_xaxes(title_text=metric)
     rows = [
-        [
-            i + 1,
-            t.spec.phase,
-            t.name,
-            v,
-            t.status.best.epoch if t.status.best else "",
-            _params(t.spec.sweep_point or t.spec.parameters),
-        ]
+        [i + 1, t.spec.phase, t.name, v, t.status.best.epoch if t.status.best else "", params_text(t)]
         for i, (v, t) in enumerate(top)
     ]
     table = _table(["#", "Phase", "Trial", f"best {metric}", "at epoch", "Parameters"], rows, "best")
-    return f'<section id="best"><h2>Best trials</h2>{chart}{table}</section>'
-
-
-def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f'<section id="best"><h2>Best trials</h2>{chart("best", metric, fig)}{table}</section>'
 
 
 def _failures(trials: Sequence[Trial]) -> str:
     ended = [
         t for t in trials if t.status.state in (TrialState.FAILED, TrialState.STOPPED, TrialState.SKIPPED)
     ]
-    counts = Counter((t.status.state.value, t.status.reason or "Unknown") for t in ended)
-    parts = ['<section id="failures"><h2>Failure breakdown</h2>']
-    if not counts:
+    parts = ['<section id="failures"><h2>Failures, stops and skips</h2>']
+    if not ended:
         parts.append("<p>No trial failed, stopped or was skipped.</p></section>")
         return "".join(parts)
-    bars = [
-        (f"{state}: {reason}", float(n), svg.STATE_COLORS.get(state, "#888"))
-        for (state, reason), n in counts.most_common()
-    ]
-    parts.append(
-        svg.bar_chart("failures", "reasons", "trials by end state and reason", bars, xlabel="trials")
+    fig = go.Figure()
+    for state in ("Failed", "Stopped", "Skipped"):
+        counts = Counter(t.status.reason or "Unknown" for t in ended if t.status.state.value == state)
+        if counts:
+            reasons = counts.most_common()
+            fig.add_trace(
+                go.Bar(
+                    x=[n for _, n in reasons],
+                    y=[r for r, _ in reasons],
+                    name=state,
+                    orientation="h",
+                    marker={"color": STATE_COLORS[state]},
+                    hovertemplate=f"{state}: %{{y}}<br>%{{x}} trial(s)<extra></extra>",
+                )
+            )
+    _layout(
+        fig,
+        "trials by end state and reason",
+        height=160 + 30 * len({t.status.reason for t in ended}),
+        showlegend=True,
+        barmode="stack",
+        legend={"title": {"text": "end state"}},
     )
+    fig.update_xaxes(title_text="trials", tickformat="d", dtick=epoch_step(len(ended)))
+    fig.update_yaxes(automargin=True)
+    parts.append(chart("failures", "reasons", fig))
     rows = [
         [
             t.spec.phase,
+            params_text(t),
             t.name,
             t.status.state.value,
             t.status.reason or "",
@@ -374,7 +796,9 @@ def _failures(trials: Sequence[Trial]) -> str:
         ]
         for t in ended
     ]
-    parts.append(_table(["Phase", "Trial", "State", "Reason", "Attempts", "Message"], rows, "failures"))
+    parts.append(
+        _table(["Phase", "Parameters", "Trial", "State", "Reason", "Attempts", "Message"], rows, "failures")
+    )
     parts.append("</section>")
     return "".join(parts)
 
@@ -387,28 +811,52 @@ def _timeline(status: TrainingCampaignStatus, trials: Sequence[Trial]) -> str:
         [t.status.start_time for t in timed if t.status.start_time]
         + ([status.start_time] if status.start_time else [])
     )
-    rows = []
-    for t in sorted(timed, key=lambda t: (t.status.start_time or origin, t.name)):
-        assert t.status.start_time and t.status.completion_time
-        s = (t.status.start_time - origin).total_seconds()
-        e = (t.status.completion_time - origin).total_seconds()
-        tip = f"{t.name} {t.status.state.value} ({t.status.reason}) {e - s:.1f}s, attempt {t.status.attempt}"
-        rows.append(
-            (f"{t.spec.phase}/{t.name[-10:]}", s, e, svg.STATE_COLORS.get(t.status.state.value, "#888"), tip)
+    timed.sort(key=lambda t: (t.status.start_time or origin, t.name))
+    labels = row_labels(timed)
+    fig = go.Figure()
+    for state, c in STATE_COLORS.items():
+        mine = [(lab, t) for lab, t in zip(labels, timed, strict=True) if t.status.state.value == state]
+        if not mine:
+            continue
+        starts = [((t.status.start_time or origin) - origin).total_seconds() for _, t in mine]
+        ends = [((t.status.completion_time or origin) - origin).total_seconds() for _, t in mine]
+        fig.add_trace(
+            go.Bar(
+                base=starts,
+                x=[e - s for s, e in zip(starts, ends, strict=True)],
+                y=[lab for lab, _ in mine],
+                orientation="h",
+                name=state,
+                marker={"color": c},
+                customdata=[
+                    f"{t.name} ({t.status.reason}), attempt {t.status.attempt}<br>{params_html(t)}"
+                    for _, t in mine
+                ],
+                hovertemplate="%{customdata}<br>%{base:.1f}s → +%{x:.1f}s<extra></extra>",
+            )
         )
-    chart = svg.timeline("timeline", "trials", "trials over time (colour: end state)", rows)
-    return f'<section id="timeline"><h2>Timeline</h2>{chart}</section>'
+    _layout(
+        fig,
+        "trials over time (colour: end state)",
+        height=120 + 22 * len(timed),
+        showlegend=True,
+        legend={"title": {"text": "end state"}},
+    )
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(labels)), automargin=True)
+    fig.update_xaxes(title_text="seconds since the campaign started")
+    return f'<section id="timeline"><h2>Timeline</h2>{chart("timeline", "trials", fig)}</section>'
 
 
-CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
-h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
-dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}dt{font-weight:600}
-table{border-collapse:collapse;margin:8px 0;font-size:13px}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f5f5f5}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
-svg.plot{background:#fff;border:1px solid #eee}svg .tick{font-size:10px;fill:#555}
-svg .title{font-weight:600}svg text{font-size:11px;font-family:system-ui,sans-serif}
+CSS = f"""
+body{{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1280px}}
+h1{{margin-bottom:4px}}h2{{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}}
+dl{{display:grid;grid-template-columns:max-content auto;gap:2px 16px}}dt{{font-weight:600}}
+table{{border-collapse:collapse;margin:8px 0;font-size:13px}}
+th,td{{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}}th{{background:#f5f5f5}}
+.chart{{border:1px solid #eee;margin:8px 0}}
+.banner{{background:#ffeb3b;color:#000;font-weight:700;padding:8px 12px;border:2px solid #000}}
+.pass{{color:#2ca02c;font-weight:600}}.fail{{color:#d62728;font-weight:600}}.pending{{color:#777}}
+.threshold{{color:{THRESHOLD_COLOR};border-bottom:2px dashed {THRESHOLD_COLOR}}}
 """
 
 
@@ -418,15 +866,18 @@ def build_report(data: CampaignData, generated: datetime | None = None) -> str:
     by_phase: dict[str, list[Trial]] = {}
     for t in trials:
         by_phase.setdefault(t.spec.phase, []).append(t)
+    statuses = {p.name: p for p in status.phases}
     best = {p.name: p.best.trial if p.best else None for p in status.phases}
     when = (generated or datetime.now(UTC)).isoformat(timespec="seconds")
     name = escape(campaign.metadata.name)
     body = [
-        f"<h1>Campaign {name}</h1><p>Report generated {escape(when)}.</p>",
+        f"<h1>Campaign {name}</h1>",
+        _banner(campaign),
+        f"<p>Report generated {escape(when)}.</p>",
         _summary(campaign, status, trials),
-        _phases(status),
+        _phases(campaign, status, trials),
         *(
-            _phase_section(campaign, p, by_phase.get(p.name, []), best.get(p.name))
+            _phase_section(campaign, p, statuses.get(p.name), by_phase.get(p.name, []), best.get(p.name))
             for p in campaign.spec.phases
         ),
         _distributions(campaign, by_phase),
@@ -436,7 +887,8 @@ def build_report(data: CampaignData, generated: datetime | None = None) -> str:
     ]
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>Campaign {name} report</title><style>{CSS}</style></head><body>"
+        f"<title>Campaign {name} report</title><style>{CSS}</style>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
         + "".join(body)
         + "</body></html>\n"
     )

@@ -8,15 +8,17 @@ campaign).
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -24,14 +26,27 @@ from campaign_operator.api.campaign import (
     CampaignState,
     PhaseState,
     PhaseStatus,
+    ScaleDown,
+    TrainingCampaign,
     TrainingCampaignStatus,
 )
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
 from campaign_operator.planner import accounting
+from campaign_operator.planner.scaledown import describe, trials_per_phase
+from campaign_operator.planner.sweeps import expand
+from campaign_operator.planner.trials import phase_trials
+
+from .results import point_label
 
 LATEST_FAILURES = 5
 PREVIEW = 110
+RUNNING_ROWS = 12
+WIDE = 120
+"""Columns from which the phase table shows every count and the best trial on its row."""
+THRESHOLD_MARK = "┆"
+"""maxFailureRate's mark in the live view; the report draws it in THRESHOLD_COLOR, dashed."""
+THRESHOLD_COLOR = "#c2185b"
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,9 @@ class Snapshot:
     runner: str | None = None
     """Who is running it, e.g. 'runner pid 1234' or 'no runner (interrupted)'."""
     runner_alive: bool = True
+    campaign: TrainingCampaign | None = None
+    """The manifest, when the source has it: planned totals of phases not started yet, the
+    SMOKE/PARTIAL banner, parallelism for the campaign ETA."""
 
     @property
     def finished(self) -> bool:
@@ -74,12 +92,117 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def eta(phase: PhaseStatus, now: datetime) -> str:
+def running_remaining(trial: Trial, now: datetime, typical: float | None = None) -> float | None:
+    """Seconds a running trial still needs at its pace so far; before its first epoch, what is left
+    of a `typical` trial's duration. None when neither is known."""
+    start, done = trial.status.start_time, trial.status.epoch
+    if start is None:
+        return None
+    elapsed = (now - start).total_seconds()
+    if done <= 0:
+        return typical - elapsed if typical is not None and typical > elapsed else None
+    return elapsed / done * max(0, trial.spec.epochs - done)
+
+
+def phase_remaining(phase: PhaseStatus, now: datetime, trials: Sequence[Trial] = ()) -> float | None:
+    """Seconds until the phase ends: the planner's estimate, never less than what its running trials
+    still need; None when unknown (never 0 while something still runs)."""
+    if phase.state.is_terminal:
+        return 0.0
+    typical = _mean_trial_seconds([t for t in trials if t.status.state.is_terminal])
+    known = [
+        x
+        for x in (
+            (phase.estimated_completion_time - now).total_seconds()
+            if phase.estimated_completion_time
+            else None,
+            *(running_remaining(t, now, typical) for t in trials if t.status.state == TrialState.RUNNING),
+        )
+        if x is not None
+    ]
+    value = max(known, default=None)
+    return value if value is not None and value >= 1 else None
+
+
+def eta(phase: PhaseStatus, now: datetime, trials: Sequence[Trial] = ()) -> str:
     if phase.state.is_terminal:
         return "done"
-    if phase.estimated_completion_time is None:
-        return "—"
-    return duration((phase.estimated_completion_time - now).total_seconds())
+    return duration(phase_remaining(phase, now, [t for t in trials if t.spec.phase == phase.name]))
+
+
+_PLANNED: dict[str, dict[str, int]] = {}
+
+
+def planned_trials(campaign: TrainingCampaign) -> dict[str, int]:
+    """Each phase's trial count as the plan will create it (cached per spec: a sweep of hundreds of
+    points is expanded once, not on every refresh)."""
+    key = hashlib.sha256(campaign.spec.model_dump_json().encode()).hexdigest()
+    if key not in _PLANNED:
+        out = {}
+        for i, phase in enumerate(campaign.spec.phases):
+            try:
+                out[phase.name] = len(phase_trials(campaign, i))
+            except ValueError:  # a skipWhen that needs promoted parameters: the count is the same
+                limit = trials_per_phase(campaign.spec.scale_down)
+                out[phase.name] = min(len(expand(phase)), limit or len(expand(phase)))
+        _PLANNED[key] = out
+    return _PLANNED[key]
+
+
+def phase_total(snap: Snapshot, phase: PhaseStatus) -> int:
+    """Created trials once the phase started, else its planned count."""
+    if phase.counts.total or snap.campaign is None or phase.state.is_terminal:
+        return phase.counts.total
+    return planned_trials(snap.campaign).get(phase.name, 0)
+
+
+def campaign_totals(snap: Snapshot) -> tuple[int, int]:
+    """(finished, planned) trials of the whole campaign."""
+    return (
+        sum(finished(p) for p in snap.status.phases),
+        sum(phase_total(snap, p) for p in snap.status.phases),
+    )
+
+
+def _mean_trial_seconds(trials: Sequence[Trial]) -> float | None:
+    took = [
+        (t.status.completion_time - t.status.start_time).total_seconds()
+        for t in trials
+        if t.status.start_time and t.status.completion_time and t.status.state != TrialState.SKIPPED
+    ]
+    return sum(took) / len(took) if took else None
+
+
+def campaign_remaining(snap: Snapshot) -> float | None:
+    """Seconds until the campaign ends: running phases by their ETA, phases not started by their
+    planned trials times the mean trial duration so far, in waves of the parallelism. None while
+    any of that is unknown."""
+    if snap.finished:
+        return 0.0
+    mean = _mean_trial_seconds(snap.trials)
+    spec_parallel = snap.campaign.spec.max_parallel_trials if snap.campaign else None
+    running = sum(p.counts.running for p in snap.status.phases)
+    parallel = max(1, spec_parallel or running)
+    total = 0.0
+    for p in snap.status.phases:
+        if p.state.is_terminal:
+            continue
+        if p.counts.total:
+            left = phase_remaining(p, snap.now, [t for t in snap.trials if t.spec.phase == p.name])
+        else:
+            left = None if mean is None else -(-phase_total(snap, p) // parallel) * mean
+        if left is None:
+            return None
+        total += left
+    return total if total >= 1 else None
+
+
+def scale_banner(scale: ScaleDown | None) -> str | None:
+    """SMOKE RUN / PARTIAL RUN and what was scaled (the planner's own words), for spec.scaleDown."""
+    if scale is None:
+        return None
+    kind, _, what = describe(scale).partition(" (")
+    return f"{kind.upper()}: {what.removesuffix(')')}"
 
 
 def finished(phase: PhaseStatus) -> int:
@@ -158,10 +281,13 @@ def headline(snap: Snapshot) -> str:
     elapsed = (snap.now - s.start_time).total_seconds() if s.start_time else None
     if s.completion_time and s.start_time:
         elapsed = (s.completion_time - s.start_time).total_seconds()
-    parts = [f"campaign {snap.name}", s.state.value, f"{s.progress or '0/0'} trials finished"]
+    done, planned = campaign_totals(snap)
+    parts = [f"campaign {snap.name}", s.state.value, f"{done}/{planned} trials finished"]
     if s.current_phase:
         parts.append(f"phase {s.current_phase}")
     parts.append(f"elapsed {duration(elapsed)}")
+    if not snap.finished:
+        parts.append(f"ETA {duration(campaign_remaining(snap))}")
     if snap.runner:
         parts.append(snap.runner)
     return " · ".join(parts)
@@ -174,9 +300,9 @@ def summary_line(snap: Snapshot) -> str:
         c = p.counts
         th = threshold(p)
         bits.append(
-            f"{p.name} {p.state.value} {finished(p)}/{c.total}"
+            f"{p.name} {p.state.value} {finished(p)}/{phase_total(snap, p)}"
             f" run={c.running} ok={c.succeeded} fail={c.failed} stop={c.stopped} skip={c.skipped}"
-            f" failrate={th.rate:.1%}/{th.limit:.0%}{th.marker} eta={eta(p, snap.now)}"
+            f" failrate={th.rate:.1%}/{th.limit:.0%}{th.marker} eta={eta(p, snap.now, snap.trials)}"
         )
     return " | ".join(bits)
 
@@ -195,65 +321,205 @@ _LEVEL_STYLE = {"ok": "green", "near": "yellow", "over": "bold red"}
 
 
 def render(snap: Snapshot) -> RenderableType:
+    return View(snap)
+
+
+class View:
+    """The live view laid out for the console's width: from WIDE columns every count, the failure-rate
+    gauge and the best trial sit on each phase's row; narrower, a compact table with the best trials
+    below it. Rows name trials by their sweep point, cut to fit."""
+
+    def __init__(self, snap: Snapshot):
+        self.snap = snap
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from parts(self.snap, options.max_width)
+
+
+def parts(snap: Snapshot, width: int) -> list[RenderableType]:
     s = snap.status
-    head = Text(headline(snap), style="bold")
-    phases = Table(box=None, pad_edge=False, expand=False, header_style="bold")
-    for col in ("Phase", "State", "Progress", "Done", "Run", "OK", "Fail", "Stop", "Skip"):
-        phases.add_column(
-            col, justify="right" if col in ("Done", "Run", "OK", "Fail", "Stop", "Skip") else "left"
-        )
-    phases.add_column("Failure rate vs threshold")
-    phases.add_column("Gate")
-    phases.add_column("Best")
-    phases.add_column("ETA", justify="right")
-    for p in s.phases:
-        c = p.counts
-        th = threshold(p)
-        bar = ProgressBar(total=max(c.total, 1), completed=finished(p), width=24)
-        phases.add_row(
-            p.name,
-            Text(p.state.value, style=_STATE_STYLE.get(p.state.value, "")),
-            bar,
-            f"{finished(p)}/{c.total}",
-            str(c.running),
-            str(c.succeeded),
-            Text(str(c.failed), style="red" if c.failed else ""),
-            str(c.stopped),
-            str(c.skipped),
-            Text(th.text(), style=_LEVEL_STYLE[th.level]),
-            Text(gate_text(p), style="green" if p.gate and p.gate.passed else ("red" if p.gate else "")),
-            best_text(p),
-            eta(p, snap.now),
-        )
-    parts: list[RenderableType] = [head, phases]
+    wide = width >= WIDE
+    out: list[RenderableType] = []
+    banner = scale_banner(snap.campaign.spec.scale_down if snap.campaign else None)
+    if banner:
+        out.append(Text(f" {banner} ", style="bold black on yellow"))
+    out.append(Text(headline(snap), style="bold"))
+    out.append(_phase_table(snap, wide))
+    if not wide:
+        out.extend(_best_lines(snap, width))
     running = [t for t in snap.trials if t.status.state == TrialState.RUNNING]
     if running:
-        table = Table(title="running", title_justify="left", box=None, header_style="bold")
-        for col in ("Trial", "Phase", "Attempt", "Epoch", "Latest"):
-            table.add_column(col)
-        for t in running[:12]:
-            table.add_row(
-                t.name,
-                t.spec.phase,
-                str(t.status.attempt),
-                f"{t.status.epoch}/{t.spec.epochs}",
-                objective_value(t),
-            )
-        parts.append(table)
+        out.append(_running_table(snap, running, wide, width))
     failures = latest_failures(snap.trials)
     if failures:
-        table = Table(title="latest failures", title_justify="left", box=None, header_style="bold red")
-        for col in ("Trial", "Phase", "Reason", "Error"):
-            table.add_column(col)
-        for t in failures:
-            table.add_row(t.name, t.spec.phase, t.status.reason or "", preview(t.status.message))
-        parts.append(table)
+        out.append(_failure_table(failures, wide, width))
     for p in s.phases:
         if p.state in (PhaseState.FAILED, PhaseState.SKIPPED) and p.message:
-            parts.append(Text(f"{p.name}: {p.reason}: {p.message}", style=_STATE_STYLE[p.state.value]))
+            out.append(Text(f"{p.name}: {p.reason}: {p.message}", style=_STATE_STYLE[p.state.value]))
     if s.state in (CampaignState.SUCCEEDED, CampaignState.FAILED):
-        parts.append(Text(f"{s.state.value}: {s.message}", style=_STATE_STYLE[s.state.value]))
-    return Group(*parts)
+        out.append(Text(f"{s.state.value}: {s.message}", style=_STATE_STYLE[s.state.value]))
+    return out
+
+
+def gauge(th: Threshold, cells: int) -> Text:
+    """The failure rate as a bar with maxFailureRate marked (THRESHOLD_MARK in THRESHOLD_COLOR, as
+    the report's dashed threshold line)."""
+    scale = min(1.0, max(2 * th.limit, th.rate * 1.25, 0.1))
+    mark = min(cells - 1, int(th.limit / scale * cells))
+    text = Text()
+    for i in range(cells):
+        if i == mark:
+            text.append(THRESHOLD_MARK, style=f"bold {THRESHOLD_COLOR}")
+        elif (i + 0.5) / cells * scale < th.rate:
+            text.append("■", style=_LEVEL_STYLE[th.level])
+        else:
+            text.append("·", style="dim")
+    text.append(f" {th.marker} {th.rate:.1%}/{th.limit:.0%}", style=_LEVEL_STYLE[th.level])
+    return text
+
+
+def _gate_cell(snap: Snapshot, p: PhaseStatus) -> Text:
+    spec = next((x for x in snap.campaign.spec.phases if x.name == p.name), None) if snap.campaign else None
+    if p.gate is None and spec is not None and spec.gate is not None and not p.state.is_terminal:
+        return Text("pending", style="dim")
+    return Text(gate_text(p), style="green" if p.gate and p.gate.passed else ("red" if p.gate else ""))
+
+
+def _best_trial(snap: Snapshot, p: PhaseStatus) -> Trial | None:
+    name = p.best.trial if p.best else None
+    return next((t for t in snap.trials if t.name == name), None)
+
+
+def best_label(snap: Snapshot, p: PhaseStatus, limit: int) -> str:
+    if p.best is None:
+        return "—"
+    trial = _best_trial(snap, p)
+    who = point_label(trial, max(10, limit - 16)) if trial else p.best.trial
+    return f"{p.best.metric}={p.best.value:.4g} {who}"
+
+
+def _phase_table(snap: Snapshot, wide: bool) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    counts = ("Run", "OK", "Fail", "Stop", "Skip") if wide else ("Run", "Fail")
+    table.add_column("Phase", no_wrap=True, overflow="ellipsis", max_width=24 if wide else 12)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Progress", no_wrap=True)
+    table.add_column("Done", justify="right", no_wrap=True)
+    for col in counts:
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("Failures vs max" if wide else "Fail rate", no_wrap=True)
+    table.add_column("Gate", no_wrap=True)
+    if wide:
+        table.add_column("Best", no_wrap=True, overflow="ellipsis", max_width=64)
+    table.add_column("ETA", justify="right", no_wrap=True)
+    bar_width = 20 if wide else 8
+    for p in snap.status.phases:
+        c, th, total = p.counts, threshold(p), phase_total(snap, p)
+        numbers: dict[str, RenderableType] = {
+            "Run": str(c.running),
+            "OK": str(c.succeeded),
+            "Fail": Text(str(c.failed), style="red" if c.failed else ""),
+            "Stop": str(c.stopped),
+            "Skip": str(c.skipped),
+        }
+        row: list[RenderableType] = [
+            p.name,
+            Text(p.state.value, style=_STATE_STYLE.get(p.state.value, "")),
+            ProgressBar(total=max(total, 1), completed=finished(p), width=bar_width),
+            f"{finished(p)}/{total}",
+            *(numbers[col] for col in counts),
+            gauge(th, 10 if wide else 5),
+            _gate_cell(snap, p),
+        ]
+        if wide:
+            row.append(best_label(snap, p, 64))
+        row.append(eta(p, snap.now, snap.trials))
+        table.add_row(*row)
+    done, planned = campaign_totals(snap)
+    left = "" if snap.finished else duration(campaign_remaining(snap))
+    total_row: list[RenderableType] = [
+        Text("campaign", style="bold"),
+        "",
+        ProgressBar(total=max(planned, 1), completed=done, width=bar_width),
+        f"{done}/{planned}",
+        *([""] * len(counts)),
+        "",
+        "",
+        *([""] if wide else []),
+        left or "done",
+    ]
+    table.add_row(*total_row, style="bold")
+    return table
+
+
+def _best_lines(snap: Snapshot, width: int) -> list[RenderableType]:
+    return [
+        Text(preview(f"best {p.name}: {best_label(snap, p, width - len(p.name) - 7)}", width), style="dim")
+        for p in snap.status.phases
+        if p.best is not None
+    ]
+
+
+def _short(name: str) -> str:
+    """The trial's hash: what `campaign results` and kubectl list it by."""
+    return name.rsplit("-", 1)[-1]
+
+
+def _running_table(snap: Snapshot, running: Sequence[Trial], wide: bool, width: int) -> Table:
+    table = Table(title="running", title_justify="left", box=None, pad_edge=False, header_style="bold")
+    cols = (
+        ("Phase", "Parameters", "Trial", "Try", "Epoch", "Left", "Latest")
+        if wide
+        else (
+            "Phase",
+            "Parameters",
+            "Epoch",
+            "Latest",
+        )
+    )
+    for col in cols:
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    limit = 60 if wide else max(16, width - 34)
+    for t in running[:RUNNING_ROWS]:
+        cells = {
+            "Phase": t.spec.phase,
+            "Parameters": point_label(t, limit),
+            "Trial": _short(t.name),
+            "Try": str(t.status.attempt),
+            "Epoch": f"{t.status.epoch}/{t.spec.epochs}",
+            "Left": duration(running_remaining(t, snap.now)),
+            "Latest": objective_value(t),
+        }
+        table.add_row(*(cells[c] for c in cols))
+    if len(running) > RUNNING_ROWS:
+        table.caption = f"… and {len(running) - RUNNING_ROWS} more"
+    return table
+
+
+def _failure_table(failures: Sequence[Trial], wide: bool, width: int) -> RenderableType:
+    table = Table(
+        title="latest failures", title_justify="left", box=None, pad_edge=False, header_style="bold red"
+    )
+    cols = ("Phase", "Parameters", "Trial", "Reason", "Error") if wide else ("Phase", "Parameters", "Reason")
+    for col in cols:
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    limit = 50 if wide else max(16, width - 36)
+    for t in failures:
+        cells = {
+            "Phase": t.spec.phase,
+            "Parameters": point_label(t, limit),
+            "Trial": _short(t.name),
+            "Reason": t.status.reason or "",
+            "Error": preview(t.status.message, max(20, width - limit - 50)),
+        }
+        table.add_row(*(cells[c] for c in cols))
+    if wide:
+        return table
+    # Narrow: each error on a line of its own, cut to the width.
+    lines = [
+        Text(preview(f"  {point_label(t, 40)}: {t.status.message}", width), style="dim") for t in failures
+    ]
+    return Group(table, *lines)
 
 
 # -- plain lines ----------------------------------------------------------------------------------
@@ -323,6 +589,10 @@ class LiveDisplay:
     def update(self, snap: Snapshot) -> None:
         self.live.update(render(snap))
 
+    def waiting(self, text: str) -> None:
+        """A spinner with `text` until the next update (e.g. while Ray starts)."""
+        self.live.update(Spinner("dots", text=text))
+
     def message(self, text: str) -> None:
         self.live.console.print(text)
 
@@ -351,6 +621,9 @@ class PlainDisplay:
             self.stream.flush()
         self.before = snap
 
+    def waiting(self, text: str) -> None:
+        self.message(f"{_stamp(datetime.now(UTC))} {text}")
+
     def message(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
@@ -364,6 +637,9 @@ class PlainDisplay:
 
 class NullDisplay:
     def update(self, snap: Snapshot) -> None:
+        pass
+
+    def waiting(self, text: str) -> None:
         pass
 
     def message(self, text: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from campaign_operator.api.campaign import TrainingCampaign, TrainingCampaignStatus
 from campaign_operator.api.trial import Trial
+from campaign_operator.lifecycle import outcomes
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,32 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     return str(value)
+
+
+# -- a trial's identity for people: its sweep point, not its hash --------------------------------
+POINT_WIDTH = 60
+
+
+def value_label(value: Any) -> str:
+    """One parameter value in a table cell or on a chart axis: {name: RELIANCE} -> RELIANCE,
+    {start, end} -> start..end, [64, 32] -> [64,32], 0.001 -> 0.001."""
+    if isinstance(value, dict):
+        if "name" in value:
+            return str(value["name"])
+        if "start" in value and "end" in value:
+            return f"{value['start']}..{value['end']}"
+        return "{" + ",".join(f"{k}:{value_label(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(value_label(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def point_label(trial: Trial, limit: int = POINT_WIDTH) -> str:
+    """The trial's sweep point (what makes it distinct in its phase) as the trial's own messages name
+    it (symbol=TCS window=2022-01-01..2022-04-30), at most `limit` characters."""
+    if not trial.spec.sweep_point:
+        return "(phase defaults)"
+    text = outcomes.point_label(trial.spec.sweep_point)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -20,6 +20,7 @@ from campaign_operator.report import live as display
 from campaign_operator.report.live import Snapshot
 
 from ..embedded.helpers import T0, finished, trial
+from .campaigns import running_campaign
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +95,7 @@ def test_rich_view_shows_bars_threshold_gate_and_failures() -> None:
     for expected in (
         "campaign demo",
         "explore",
-        "⚠ 14.3% / max 20%",
+        "⚠ 14.3%/20%",
         "✗ not met",
         "latest failures",
         "loss is nan",
@@ -109,3 +110,46 @@ def test_plain_display_writes_a_summary_line() -> None:
     sink.update(_snap([], PhaseState.RUNNING, CampaignState.RUNNING))
     text = out.getvalue()
     assert text.count("progress: explore Running 8/8") == 1
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_live_view_fits_the_width_and_names_trials_by_their_sweep_point(width: int) -> None:
+    snap = running_campaign()
+    out = io.StringIO()
+    Console(file=out, width=width, force_terminal=True, color_system=None).print(display.render(snap))
+    lines = out.getvalue().splitlines()
+    assert max(len(x) for x in lines) <= width, "\n".join(lines)
+    text = out.getvalue()
+    # Planned totals: the student phase has created nothing yet, its 6 trials are still counted.
+    assert "2/12 trials finished" in text and "0/6" in text, text
+    assert "SMOKE RUN" in text and "gates reported, not enforced" in " ".join(text.split())
+    assert "symbol=RELIANCE" in text and "symbol=TCS" in text  # the running and the failed trial
+    assert "window=2022-01-01..2022-04-30" in text or width < display.WIDE
+    assert "could not read prices.csv" in text
+    assert "ETA 0s" not in text and " 0s" not in text  # trials still run: an estimate, not 0s
+    # The campaign: the teacher's 20 s left, then the student's 6 planned trials, 3 at a time, 10 s each.
+    assert "ETA 40s" in text, text
+
+
+def test_phase_eta_is_never_zero_while_a_trial_runs() -> None:
+    snap = running_campaign(planner_eta_s=-30)  # the planner's estimate is already past
+    teacher = snap.status.phases[0]
+    left = display.phase_remaining(teacher, snap.now, snap.trials)
+    assert left == pytest.approx(20.0)  # the running trial: 2 of 4 epochs in 20 s
+    assert display.eta(teacher, snap.now, snap.trials) == "20s"
+
+
+def test_banner_names_what_was_scaled() -> None:
+    from campaign_operator.api.campaign import ScaleDown
+
+    assert display.scale_banner(None) is None
+    partial = display.scale_banner(ScaleDown(epochs_scale=0.1, max_trials_per_phase=5))
+    assert partial == "PARTIAL RUN: at most 5 trial(s) per phase, epochs x 0.1"
+
+
+def test_spinner_while_ray_starts() -> None:
+    out = io.StringIO()
+    sink = display.LiveDisplay(Console(file=out, width=80, force_terminal=True, color_system=None))
+    sink.waiting("starting local Ray (attempt 1 of 3)")
+    sink.close()
+    assert "starting local Ray (attempt 1 of 3)" in out.getvalue()

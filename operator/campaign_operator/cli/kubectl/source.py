@@ -84,7 +84,15 @@ class CampaignView:
             status=TrainingCampaignStatus.model_validate(self.campaign.get("status") or {}),
             trials=self.parsed_trials(),
             runner=f"namespace {self.namespace}",
+            campaign=self._campaign_or_none(),
         )
+
+    def _campaign_or_none(self) -> TrainingCampaign | None:
+        """The manifest for the view's planned totals and banner, when this version can read it."""
+        try:
+            return TrainingCampaign.model_validate(self.campaign)
+        except ValueError:
+            return None
 
     def parsed_trials(self) -> list[Trial]:
         return [Trial.model_validate(self.trials[n]) for n in sorted(self.trials)]
