@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from campaign_operator.api.campaign import CampaignState, TrainingCampaignStatus
+
 if TYPE_CHECKING:
     from campaign_operator.embedded.locate import Entry
 
@@ -18,8 +20,9 @@ COLUMNS = ("NAME", "RUN", "STATE", "PHASE", "PROGRESS", "FAILRATE", "UPDATED", "
 def list_campaigns() -> None:
     """The campaigns with embedded state on this machine: those under ./.campaign and every state
     directory `campaign run` has used here (--state included), most recently updated first. RUN marks
-    smoke tests and partial runs (their results are not the full plan's); pass NAME, the manifest or
-    STATE DIR to status, results or report."""
+    smoke tests and partial runs (their results are not the full plan's); "(stopped)" an unfinished
+    campaign no runner holds (`campaign run` again resumes it); pass NAME, the manifest or STATE DIR
+    to status, results or report."""
     from campaign_operator.embedded.locate import list_entries
 
     entries = list_entries()
@@ -36,14 +39,16 @@ def list_campaigns() -> None:
 def _row(e: Entry, now: datetime) -> tuple[str, ...]:
     rel = os.path.relpath(e.dir)
     where = str(e.dir) if rel.startswith("..") else rel  # ./.campaign/... short, elsewhere absolute
-    if e.problem is not None or e.status is None:
-        state = "unreadable" if e.problem else "new"
-        return (e.name, e.run.value, state, "-", "-", "-", _ago(e.updated, now), where)
-    s = e.status
+    if e.problem is not None:
+        return (e.name, e.run.value, "unreadable", "-", "-", "-", _ago(e.updated, now), where)
+    s = e.status or TrainingCampaignStatus()
+    state = s.state.value
+    if s.state not in (CampaignState.SUCCEEDED, CampaignState.FAILED) and not e.runner_alive:
+        state += " (stopped)"  # `campaign run` again resumes it
     return (
         e.name,
         e.run.value,
-        s.state.value,
+        state,
         s.current_phase or "-",
         s.progress or "-",
         s.fail_rate or "-",

@@ -20,7 +20,7 @@ from campaign_operator.api.validation import SpecError
 
 from .manifest import load_campaign_file
 from .runner import state_dir_for
-from .store import DB_NAME, Store, StoreError, remembered_state_dirs, runner_note
+from .store import DB_NAME, Store, StoreError, remembered_state_dirs
 
 LOCAL_ROOT = Path(".campaign")
 """Where `campaign run` keeps state without --state (relative to the working directory)."""
@@ -54,7 +54,8 @@ class Entry:
     name: str
     status: TrainingCampaignStatus | None
     updated: datetime
-    runner: str
+    runner_alive: bool = False
+    """A runner holds the state dir now (a campaign not finished without one is stopped)."""
     problem: str | None = None
     """Why the state could not be read (damaged, another schema): shown instead of the status."""
 
@@ -76,10 +77,10 @@ def read_entry(path: Path) -> Entry:
             status = store.status()
             manifest = store.manifest() or {}
             name = str((manifest.get("metadata") or {}).get("name") or path.name)
-            terminal = status is not None and status.state.value in ("Succeeded", "Failed")
-            return Entry(path, name, status, updated, runner_note(store, terminal))
+            lease = store.lease()
+            return Entry(path, name, status, updated, lease is not None and lease.alive)
     except (StoreError, sqlite3.Error) as e:
-        return Entry(path, path.name, None, updated, "", problem=" ".join(str(e).split())[:160])
+        return Entry(path, path.name, None, updated, problem=" ".join(str(e).split())[:160])
 
 
 def list_entries() -> list[Entry]:

@@ -148,5 +148,6 @@ def test_a_state_dir_elsewhere_is_found_through_the_index(
     monkeypatch.chdir(here / "other")
     result = invoke("list")
     assert result.exit_code == 0 and str(state) in result.stdout
+    assert "Running (stopped)" in result.stdout  # no runner holds it: `campaign run` resumes it
     found = invoke("results", "mine", "-o", "csv")
     assert found.exit_code == 0, found.output
