@@ -246,6 +246,7 @@ def curves_figure(
     ensemble = is_ensemble(phase) and len(trials) > 1
     labelled = len(trials) <= LINE_LABELS
     last = 1.0
+    ends: list[tuple[float, float, str, str]] = []
     for i, t in enumerate(trials):
         xs, ys = curve(t, metric)
         if not xs:
@@ -253,16 +254,15 @@ def curves_figure(
         last = max(last, xs[-1])
         label = point_label(t)
         failed = t.status.state == TrialState.FAILED
+        line_color = "#9ab" if ensemble else color(i)
+        ends.append((xs[-1], ys[-1], label, "#567" if ensemble else line_color))
         fig.add_trace(
             go.Scatter(
                 x=xs,
                 y=_finite(ys),
                 name=label + (" (failed)" if failed else ""),
-                mode="lines+markers+text" if labelled else "lines+markers",
-                text=[""] * (len(xs) - 1) + [label] if labelled else None,
-                textposition="middle right",
-                cliponaxis=False,
-                line={"color": "#9ab" if ensemble else color(i), "dash": "dot" if failed else "solid"},
+                mode="lines+markers",
+                line={"color": line_color, "dash": "dot" if failed else "solid"},
                 marker={"size": 5},
                 hovertemplate=(
                     f"<b>{params_html(t)}</b><br>trial {t.name} ({t.status.state.value})"
@@ -282,11 +282,51 @@ def curves_figure(
     )
     _epoch_axis(fig, last)
     fig.update_yaxes(title_text=metric)
+    shown = list(y_values) if y_values else [y for _, y, _, _ in ends if math.isfinite(y)]
     if y_values:
         lo, hi = min(y_values), max(y_values)
         pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
         fig.update_yaxes(range=[lo - pad, hi + pad])  # diverged trials leave the view, not flatten it
+    if labelled and shown:
+        _end_labels(fig, ends, min(shown), max(shown))
     return fig
+
+
+def _end_labels(fig: Any, ends: list[tuple[float, float, str, str]], lo: float, hi: float) -> None:
+    """Each line's sweep point beside its last point, moved apart where lines end close together
+    (a thin leader points at the line), never outside the plotted range."""
+    inside = [e for e in ends if math.isfinite(e[1]) and lo <= e[1] <= hi]
+    placed = spread([y for _, y, _, _ in inside], (hi - lo) * 0.08 or 1.0)
+    for (x, y, label, c), at in zip(inside, placed, strict=True):
+        fig.add_annotation(
+            x=x,
+            y=y,
+            ax=18,
+            ay=at,
+            ayref="y",
+            text=label,
+            xanchor="left",
+            showarrow=True,
+            arrowhead=0,
+            arrowwidth=1,
+            arrowcolor=c,
+            font={"color": c, "size": 11},
+        )
+
+
+def spread(ys: Sequence[float], gap: float) -> list[float]:
+    """Label heights for line ends at `ys`: in the same order, at least `gap` apart, centred on the
+    ends they label."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    out = [0.0] * len(ys)
+    prev = -math.inf
+    for i in order:
+        out[i] = max(ys[i], prev + gap)
+        prev = out[i]
+    if ys:
+        shift = (sum(out) - sum(ys)) / len(ys)
+        out = [v - shift for v in out]
+    return out
 
 
 def _add_band(fig: Any, trials: Sequence[Trial], metric: str) -> None:
@@ -721,13 +761,13 @@ def _best(campaign: TrainingCampaign, trials: Sequence[Trial]) -> str:
     for i, p in enumerate(campaign.spec.phases):
         mine = [(v, t) for v, t in top if t.spec.phase == p.name]
         if mine:
-            fig.add_trace(
-                go.Bar(
+            fig.add_trace(  # dots, not bars from 0: the differences between the best are what matter
+                go.Scatter(
                     x=[v for v, _ in mine],
                     y=[label[t.name] for _, t in mine],
-                    orientation="h",
+                    mode="markers",
                     name=p.name,
-                    marker={"color": color(i)},
+                    marker={"color": color(i), "size": 12},
                     customdata=[f"{t.name}<br>{params_html(t)}" for _, t in mine],
                     hovertemplate=f"%{{customdata}}<br>best {metric} %{{x:.4g}}<extra></extra>",
                 )

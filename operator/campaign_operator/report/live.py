@@ -585,19 +585,26 @@ class LiveDisplay:
         self.console = console or Console()
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
         self.live.start()
+        self.spinning = False
 
     def update(self, snap: Snapshot) -> None:
+        self.spinning = False
         self.live.update(render(snap))
 
     def waiting(self, text: str) -> None:
         """A spinner with `text` until the next update (e.g. while Ray starts)."""
+        self.spinning = True
         self.live.update(Spinner("dots", text=text))
 
     def message(self, text: str) -> None:
         self.live.console.print(text)
 
     def close(self) -> None:
+        """Stops refreshing and leaves the last screen (after Ctrl-C too), but not a spinner that no
+        longer spins."""
         if self.live.is_started:
+            if self.spinning:
+                self.live.update(Text(""), refresh=True)
             self.live.stop()
 
 

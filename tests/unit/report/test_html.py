@@ -3,6 +3,7 @@ carry legends, parameter labels, the threshold mark, gate values and parallel co
 
 from __future__ import annotations
 
+import itertools
 import re
 from html.parser import HTMLParser
 
@@ -83,7 +84,9 @@ def test_every_chart_has_a_legend_and_names_lines_by_their_sweep_point(page: str
             assert '"showlegend":true' in markup, key
     curves = found[("curves", "teacher:val_loss")]
     assert '"name":"symbol=RELIANCE window=2022-01-01..2022-04-30"' in curves  # legend entry
-    assert '"textposition":"middle right"' in curves and '"cliponaxis":false' in curves  # line-end label
+    # The same label at the line's end, in the plot's coordinates (never outside its range).
+    assert '"showarrow":true,"text":"symbol=RELIANCE window=2022-01-01..2022-04-30"' in curves
+    assert '"ayref":"y"' in curves
     # Hover shows the line's parameters, one per line.
     assert "symbol=RELIANCE\\u003cbr\\u003ewindow=2022-01-01..2022-04-30" in curves
     assert '"tickformat":"d"' in curves and '"dtick":1' in curves  # integer epochs
@@ -119,6 +122,15 @@ def test_gate_terms_read_the_values_the_gate_saw() -> None:
         ("phase.counts.failed", 1),
     ]
     assert html.gate_terms("phase.best.metrics.missing > 0", values) == [("phase.best.metrics.missing", None)]
+
+
+def test_line_end_labels_move_apart_in_order() -> None:
+    placed = html.spread([0.50, 0.51, 0.90, 0.505], 0.1)
+    assert sorted(range(4), key=lambda i: placed[i]) == [0, 3, 1, 2]  # the lines' order kept
+    ordered = sorted(placed)
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(ordered))
+    assert sum(placed) == pytest.approx(0.50 + 0.51 + 0.90 + 0.505)  # centred on the ends
+    assert html.spread([0.2, 0.8], 0.1) == pytest.approx([0.2, 0.8])  # far apart: where they end
 
 
 @pytest.mark.parametrize(("last", "step"), [(2, 1), (8, 1), (9, 2), (40, 5), (2000, 500)])

@@ -151,5 +151,16 @@ def test_spinner_while_ray_starts() -> None:
     out = io.StringIO()
     sink = display.LiveDisplay(Console(file=out, width=80, force_terminal=True, color_system=None))
     sink.waiting("starting local Ray (attempt 1 of 3)")
-    sink.close()
+    sink.live.refresh()
     assert "starting local Ray (attempt 1 of 3)" in out.getvalue()
+    sink.close()
+    assert str(sink.live.renderable) == ""  # no frozen spinner left as the last screen
+
+
+def test_the_last_screen_stays_after_close() -> None:
+    out = io.StringIO()
+    sink = display.LiveDisplay(Console(file=out, width=100, force_terminal=True, color_system=None))
+    sink.update(running_campaign())
+    sink.close()  # what Ctrl-C ends with: the runner stops, then the display closes
+    tail = out.getvalue().split("\x1b[2K")[-8:]
+    assert any("symbol=RELIANCE" in x for x in tail) and sink.live.is_started is False
