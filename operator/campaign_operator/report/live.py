@@ -543,17 +543,16 @@ def plain_lines(before: Snapshot | None, after: Snapshot) -> list[str]:
             was is None and now_state == TrialState.SKIPPED and before is None
         ):
             continue
+        who = f"{t.name} [{point_label(t)}]" if t.spec.sweep_point else t.name
         if now_state == TrialState.RUNNING:
-            out.append(f"{ts} [{t.spec.phase}] {t.name} started (attempt {t.status.attempt})")
+            out.append(f"{ts} [{t.spec.phase}] {who} started (attempt {t.status.attempt})")
         elif now_state == TrialState.SKIPPED:
-            out.append(f"{ts} [{t.spec.phase}] {t.name} Skipped: {t.status.reason}")
+            out.append(f"{ts} [{t.spec.phase}] {who} Skipped: {t.status.reason}")
         else:
             detail = (
                 objective_value(t) if now_state == TrialState.SUCCEEDED else preview(t.status.message, 160)
             )
-            out.append(
-                f"{ts} [{t.spec.phase}] {t.name} {now_state.value} ({t.status.reason}) {detail}".rstrip()
-            )
+            out.append(f"{ts} [{t.spec.phase}] {who} {now_state.value} ({t.status.reason}) {detail}".rstrip())
     old_phases = {p.name: p for p in before.status.phases} if before else {}
     for p in after.status.phases:
         prev_p = old_phases.get(p.name)

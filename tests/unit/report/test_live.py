@@ -103,6 +103,16 @@ def test_rich_view_shows_bars_threshold_gate_and_failures() -> None:
         assert expected in text, expected
 
 
+def test_plain_lines_name_trials_by_their_sweep_point() -> None:
+    snap = running_campaign()
+    lines = display.plain_lines(None, snap)
+    assert any(
+        "[teacher] nifty-teacher-" in x and "[symbol=RELIANCE window=2022-01-01..2022-04-30] started" in x
+        for x in lines
+    ), lines
+    assert any("[symbol=TCS window=2022-01-01..2022-04-30] Failed (DatasetError)" in x for x in lines)
+
+
 def test_plain_display_writes_a_summary_line() -> None:
     out = io.StringIO()
     sink = display.PlainDisplay(out, every_s=1000)
