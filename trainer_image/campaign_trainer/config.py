@@ -51,6 +51,10 @@ class TrialConfig:
     checkpoint: CheckpointSpec = CheckpointSpec()
     campaign: str | None = None
     phase: str | None = None
+    sweep_point: Mapping[str, Any] = field(default_factory=dict)
+    """What makes this trial distinct in its phase: how its messages name it (symbol=LICI ...)."""
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Input name -> URI of an earlier phase's trial outputs (spec.inputs)."""
 
     @property
     def seed(self) -> int:
@@ -95,6 +99,8 @@ def _from_spec(spec: TrialSpec, name: str, namespace: str) -> TrialConfig:
         checkpoint=CheckpointSpec(spec.checkpoint.uri, spec.checkpoint.every_epochs, spec.checkpoint.keep),
         campaign=spec.campaign,
         phase=spec.phase,
+        sweep_point=dict(spec.sweep_point),
+        inputs=dict(spec.inputs),
     )
 
 

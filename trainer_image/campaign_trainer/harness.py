@@ -29,17 +29,25 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from campaign_operator.api.base import MESSAGE_BUDGET, bounded
 from campaign_operator.api.common import TrialState
 from campaign_operator.lifecycle.bounds import watched_metrics
-from campaign_operator.lifecycle.outcomes import NON_FINITE_LOSS
-from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE, is_better, metrics_unavailable
-from campaign_trainer import checkpoints, stoprules
+from campaign_operator.lifecycle.outcomes import DATA_ERROR, INPUT_MISSING, NON_FINITE_LOSS, point_label
+from campaign_operator.lifecycle.transitions import (
+    METRICS_UNAVAILABLE,
+    OUTPUTS_USABLE,
+    is_better,
+    metrics_unavailable,
+)
+from campaign_trainer import artifacts, checkpoints, stoprules
 from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
+from campaign_trainer.data.loaders import DataError
 from campaign_trainer.metrics import scalar_metrics
 from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, error_message, failure, now_rfc3339
 from campaign_trainer.reporters import Reporter, ReportFailed
 from campaign_trainer.resources import choose_precision, scaling_kwargs
 from campaign_trainer.tasks import TaskConfig, resolve_task
+from campaign_trainer.tasks.base import WritesOutputs
 
 log = logging.getLogger("campaign_trainer")
 
@@ -246,7 +254,12 @@ def train_fn(
         torch.set_num_threads(max(1, math.floor(cfg.resources.cpu)))
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         builder = resolve_task(cfg.task)
-        task_cfg = TaskConfig(cfg.parameters, cfg.dataset, cfg.batch_size, cfg.epochs, cfg.seed)
+        inputs = artifacts.fetch_inputs(cfg.inputs, workdir / "inputs")
+        outputs_dir = workdir / artifacts.OUTPUTS_DIR
+        outputs_dir.mkdir()
+        task_cfg = TaskConfig(
+            cfg.parameters, cfg.dataset, cfg.batch_size, cfg.epochs, cfg.seed, inputs, outputs_dir
+        )
         module, datamodule = builder(task_cfg)
         uri = _checkpoint_uri(cfg, checkpoint_root)
         store = checkpoints.open_store(uri) if uri else None
@@ -265,15 +278,22 @@ def train_fn(
                 if callback.finished():
                     # A restart after the end (pod restarted before the operator saw the outcome):
                     # report the same outcome again instead of training past a stop decision.
-                    return _outcome(cfg, callback, resumed_from)
+                    again = _outcome(cfg, callback, resumed_from)
+                    again.outputs = _published_outputs(again, uri)
+                    return again
         trainer = _lightning_trainer(cfg, callback, distributed)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        return _outcome(cfg, callback, resumed_from)
+        outcome = _outcome(cfg, callback, resumed_from)
+        if uri and trainer.is_global_zero and outcome.state in OUTPUTS_USABLE:
+            outcome.outputs = _publish_outputs(cfg, module, datamodule, outputs_dir, uri, outcome)
+        return outcome
     except Exception as exc:  # the outcome must always be reportable, whatever the task did
-        log.exception("trial failed")
+        if isinstance(exc, DataError | artifacts.InputMissing):
+            log.error("trial failed: %s", exc)  # the message says it all; a traceback is noise
+        else:
+            log.exception("trial failed")
         name = cfg.name if cfg else "trial"
-        # A refused progress report stops training: nobody would see the rest of it.
-        out = failure(name, exc, reason="ReportFailed" if isinstance(exc, ReportFailed) else "TaskError")
+        out = _failure(cfg, name, exc)
         if callback is not None and callback.history:
             out.epoch = int(callback.history[-1]["epoch"])
             out.metrics = dict(callback.history[-1]["metrics"])
@@ -287,6 +307,48 @@ def train_fn(
         return out
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _failure(cfg: TrialConfig | None, name: str, exc: Exception) -> Outcome:
+    """Data and input errors are told apart (not retried: the same file fails the same way) and
+    name the trial by its identifying parameters; a refused progress report stops training:
+    nobody would see the rest of it."""
+    if isinstance(exc, DataError | artifacts.InputMissing):
+        who = point_label(cfg.sweep_point) if cfg and cfg.sweep_point else f"trial {name}"
+        out = failure(name, exc, reason=DATA_ERROR if isinstance(exc, DataError) else INPUT_MISSING)
+        out.message = bounded(f"{who}: {' '.join(str(exc).split())}", MESSAGE_BUDGET)
+        return out
+    return failure(name, exc, reason="ReportFailed" if isinstance(exc, ReportFailed) else "TaskError")
+
+
+def _publish_outputs(
+    cfg: TrialConfig,
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    local: Path,
+    checkpoint_uri: str,
+    outcome: Outcome,
+) -> str | None:
+    """The task's outputs (built-in tasks write theirs here; a user task may have written into
+    TaskConfig.outputs_dir) stored next to the checkpoints; None when the task wrote nothing."""
+    if isinstance(module, WritesOutputs):
+        module.eval()  # predictions without dropout
+        module.write_outputs(local, datamodule)
+    if not any(local.iterdir()):
+        return None
+    uri = artifacts.outputs_uri(checkpoint_uri)
+    about = {"trial": cfg.name, "task": cfg.task, "state": outcome.state, "epoch": outcome.epoch}
+    try:
+        return artifacts.publish(local, uri, about)
+    except Exception as exc:
+        raise RuntimeError(f"cannot store the trial's outputs at {uri}: {error_message(exc)}") from exc
+
+
+def _published_outputs(outcome: Outcome, checkpoint_uri: str | None) -> str | None:
+    if not checkpoint_uri or outcome.state not in OUTPUTS_USABLE:
+        return None
+    uri = artifacts.outputs_uri(checkpoint_uri)
+    return uri if artifacts.published(uri) else None
 
 
 def _callback_state(path: str) -> dict[str, Any] | None:

@@ -66,7 +66,7 @@ def check_phase(data: r.CampaignData, phase: str | None) -> None:
 def write_results(data: r.CampaignData, phase: str | None, fmt: str, path: str | None) -> None:
     """One row per trial as a table, CSV, JSON or Parquet, to `path` or stdout."""
     check_phase(data, phase)
-    rows = r.rows(data.trials, phase)
+    rows = r.rows(data.trials, phase, data.run)
     if fmt == "parquet":
         _write_parquet(rows, path)
         return
@@ -103,7 +103,9 @@ def _table(rows: list[dict[str, object]], objective: str, to_terminal: bool) -> 
 
     cols = r.columns(rows)
     params = [c for c in cols if c.startswith("param.")]
+    scaled = any(row.get("run") != "full" for row in rows)  # a smoke or partial run's rows say so
     shown = [
+        *(["run"] if scaled else []),
         "phase",
         "name",
         "state",

@@ -12,8 +12,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from campaign_operator.api.validation import SpecError
+from campaign_operator.planner.scaledown import describe
+
+from .errors import BadInput
 from .loading import judge_file, report_problems
-from .preview import FIRST_TRIALS, CampaignPreview, PhasePreview
+from .preview import FIRST_TRIALS, CampaignPreview, PhasePreview, preview
+from .scaledown import scale_down_options, scaled
 
 
 def _value(v: Any) -> str:
@@ -90,6 +95,8 @@ def _print_phase(p: PhasePreview, console: Console) -> None:
 
 def _print_text(preview: CampaignPreview, console: Console) -> None:
     console.print(Text(f"TrainingCampaign {preview.campaign.metadata.name}", style="bold"))
+    if preview.campaign.spec.scale_down is not None:
+        console.print(f"{describe(preview.campaign.spec.scale_down)}: the sample below, not the whole plan")
     for p in preview.phases:
         _print_phase(p, console)
     console.print(
@@ -97,12 +104,27 @@ def _print_text(preview: CampaignPreview, console: Console) -> None:
     )
 
 
+def _rescaled(
+    judged: CampaignPreview, smoke: bool, epochs_scale: float | None, max_trials_per_phase: int | None
+) -> CampaignPreview:
+    campaign = scaled(judged.campaign, smoke, epochs_scale, max_trials_per_phase)
+    if campaign is judged.campaign:
+        return judged
+    try:
+        return preview(campaign)
+    except SpecError as e:  # skipWhen over the sample's promoted values (not the full plan's)
+        raise BadInput("; ".join(e.problems)) from None
+
+
 @click.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Format."
 )
-def plan(file: str, output: str) -> None:
+@scale_down_options
+def plan(
+    file: str, output: str, smoke: bool, epochs_scale: float | None, max_trials_per_phase: int | None
+) -> None:
     """Show the trials every TrainingCampaign in FILE will run ("-" for stdin), per phase.
 
     JSON: {"campaign", "phases": [{"name", "priority", "dependsOn", "trials", "skipped", "epochs",
@@ -111,6 +133,9 @@ def plan(file: str, output: str) -> None:
     those its skipWhen rules skip. Parameters promoted with fromPhase that differ between the source
     phase's trials are unknown until it has run: they show as "<best of SOURCE>" and are listed in
     the phase's promotedFrom.keys.
+
+    With spec.scaleDown (or --smoke, --epochs-scale, --max-trials-per-phase) it shows the sample a
+    scaled-down run runs, and "run" says which: full, smoke or partial.
     """
     judged = judge_file(file)
     bad = [j for j in judged if j.problems or j.preview is None]
@@ -118,7 +143,11 @@ def plan(file: str, output: str) -> None:
         report_problems(j)
     if bad:
         raise SystemExit(2)  # bad input, as `campaign validate` and `run` say it
-    previews = [j.preview for j in judged if j.preview is not None]
+    previews = [
+        _rescaled(j.preview, smoke, epochs_scale, max_trials_per_phase)
+        for j in judged
+        if j.preview is not None
+    ]
     if output == "json":
         docs = [p.to_json() for p in previews]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))

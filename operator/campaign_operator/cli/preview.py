@@ -18,6 +18,7 @@ from typing import Any
 from campaign_operator.api.campaign import Phase, TrainingCampaign
 from campaign_operator.api.validation import SpecError
 from campaign_operator.planner.expressions import ExpressionError
+from campaign_operator.planner.scaledown import run_kind, scaled_epochs
 from campaign_operator.planner.trials import PlannedTrial, phase_objective, phase_trials
 
 FIRST_TRIALS = 5
@@ -85,6 +86,7 @@ class CampaignPreview:
     def to_json(self, first: int = FIRST_TRIALS) -> dict[str, Any]:
         return {
             "campaign": self.campaign.metadata.name,
+            "run": run_kind(self.campaign.spec.scale_down).value,
             "phases": [p.to_json(first) for p in self.phases],
             "total": self.total,
             "skipped": self.skipped,
@@ -136,7 +138,7 @@ def preview(campaign: TrainingCampaign) -> CampaignPreview:
         except ExpressionError as e:
             problems.append(f"{e} (skipWhen is evaluated over each trial's merged parameters, `params`)")
             trials = []
-        epochs = phase.epochs or campaign.spec.template.epochs
+        epochs = scaled_epochs(phase.epochs or campaign.spec.template.epochs, campaign.spec.scale_down)
         done[phase.name] = PhasePreview(index, phase, trials, epochs, summary)
     if problems:
         raise SpecError(problems)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from .errors import EXIT_STATUS_HELP, BadInput, Infrastructure
+from .scaledown import scale_down_options, scaled
+
+if TYPE_CHECKING:
+    from campaign_operator.api.campaign import TrainingCampaign
+    from campaign_operator.embedded.store import Store
 
 
 @click.command("run", epilog=EXIT_STATUS_HELP)
@@ -25,6 +31,7 @@ from .errors import EXIT_STATUS_HELP, BadInput, Infrastructure
     help="Most trials at once on this machine. Default: the CPUs divided by the largest trial's CPUs.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; only the final line.")
+@scale_down_options
 @click.option(
     "--restart",
     is_flag=True,
@@ -43,10 +50,16 @@ def run(
     state_dir: str | None,
     max_parallel: int | None,
     quiet: bool,
+    smoke: bool,
+    epochs_scale: float | None,
+    max_trials_per_phase: int | None,
     restart: bool,
     strict_resources: bool,
 ) -> None:
     """Run (or resume) the campaign in FILE on a local Ray started in this process.
+
+    --smoke / --epochs-scale / --max-trials-per-phase run a scaled-down version of it (they set
+    spec.scaleDown); its state dir is its own (.campaign/<name>-smoke, -partial-...).
 
     Running the same command again resumes from the state dir; it never starts over on top of
     earlier work: a damaged or empty state.db, or progress files it does not know, stop it with a
@@ -64,12 +77,14 @@ def run(
     from campaign_operator.embedded.manifest import load_campaign_file
     from campaign_operator.embedded.runner import Runner, StopOnSignal, default_parallelism, state_dir_for
     from campaign_operator.embedded.store import StoreError, open_for_run
+    from campaign_operator.planner.scaledown import describe
     from campaign_operator.report.live import make_display
 
     try:
         campaign = load_campaign_file(file)
     except SpecError as e:
         raise BadInput("invalid campaign:\n  " + "\n  ".join(e.problems)) from None
+    campaign = scaled(campaign, smoke, epochs_scale, max_trials_per_phase)
     fitted = fit(campaign, machine := this_machine())
     if fitted.changed and strict_resources:
         raise BadInput("--strict-resources: " + "; ".join(fitted.problems()))
@@ -82,15 +97,18 @@ def run(
     except (StoreError, OSError) as e:  # in use by another runner, damaged, unwritable
         raise Infrastructure(f"campaign {campaign.metadata.name}: {' '.join(str(e).split())}") from None
     store = opened.store
+    refuse_other_scale(store, campaign)
     display = make_display(quiet=quiet)
     executor = None
     try:
+        sd = campaign.spec.scale_down
+        run_line = f"{describe(sd)}, " if sd is not None else ""
+        display.message(f"campaign {campaign.metadata.name}: {run_line}state in {state}; starting local Ray")
         if opened.discarded is not None:
             display.message(
                 f"campaign {campaign.metadata.name}: --restart: the earlier state is in {opened.discarded} "
                 "(delete it when you no longer need it)"
             )
-        display.message(f"campaign {campaign.metadata.name}: state in {state}; starting local Ray")
         try:
             executor = start_local_executor(
                 state,
@@ -134,3 +152,24 @@ def run(
         return
     click.echo(f"campaign {name} {status.state.value}: {status.message}", err=True)
     sys.exit(1)
+
+
+def refuse_other_scale(store: Store, campaign: TrainingCampaign) -> None:
+    """A state dir holds one scale of a campaign: resuming it with another spec.scaleDown is refused
+    as the apiserver refuses such an update (the spec's transition rule)."""
+    from pydantic import ValidationError
+
+    from campaign_operator.api.campaign import TrainingCampaign
+    from campaign_operator.api.validation import transition_violations
+
+    try:
+        stored = TrainingCampaign.model_validate(store.manifest())
+    except ValidationError:  # none yet, or one an older version wrote: nothing to compare
+        return
+    problems = transition_violations(stored, campaign)
+    if problems:
+        store.close()
+        raise BadInput(
+            f"campaign {campaign.metadata.name}: {store.dir} holds a run at another scale: "
+            + "; ".join(problems)
+        )

@@ -33,6 +33,7 @@ from campaign_operator.lifecycle.outcomes import executor_error
 from campaign_operator.lifecycle.wire import parse_lines, progress_path
 from campaign_operator.planner import CreateTrial, EmitEvent, FinishTrial, LaunchTrial, plan
 from campaign_operator.planner.naming import job_name
+from campaign_operator.planner.scaledown import run_label
 from campaign_operator.report.live import Snapshot
 
 from . import progress
@@ -282,4 +283,9 @@ class StopOnSignal:
 
 
 def state_dir_for(campaign: TrainingCampaign, state: str | Path | None) -> Path:
-    return Path(state) if state else Path(".campaign") / campaign.metadata.name
+    """--state, else .campaign/<name>; a scaled-down run's (spec.scaleDown) is .campaign/<name>-smoke
+    or -partial-...: never the full run's, so neither resumes into the other's state."""
+    if state:
+        return Path(state)
+    label = run_label(campaign.spec.scale_down)
+    return Path(".campaign") / (f"{campaign.metadata.name}-{label}" if label else campaign.metadata.name)

@@ -1,4 +1,5 @@
-"""One row per trial: phase, name, state, reason, parameters, final and best metrics, duration.
+"""One row per trial: phase, name, state, reason, parameters, final and best metrics, duration, and
+the run (full, smoke or partial).
 
 Pure functions over Trials; the `results` command only picks the format and where it goes.
 """
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from campaign_operator.api.campaign import TrainingCampaign, TrainingCampaignStatus
+from campaign_operator.api.campaign import RunKind, TrainingCampaign, TrainingCampaignStatus
 from campaign_operator.api.trial import Trial
 from campaign_operator.lifecycle import outcomes
+from campaign_operator.planner.scaledown import run_kind
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,24 @@ class CampaignData:
     status: TrainingCampaignStatus
     trials: list[Trial]
 
+    @property
+    def run(self) -> RunKind:
+        """full, smoke or partial: whether these are the whole plan's results (spec.scaleDown)."""
+        return run_kind(self.campaign.spec.scale_down)
 
-FIXED = ("phase", "name", "state", "reason", "attempt", "epochs", "best_epoch", "duration_s", "start_time")
+
+FIXED = (
+    "phase",
+    "name",
+    "state",
+    "reason",
+    "attempt",
+    "epochs",
+    "best_epoch",
+    "duration_s",
+    "start_time",
+    "run",
+)
 
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:
@@ -51,7 +69,7 @@ def duration_s(trial: Trial) -> float | None:
     return round((s.completion_time - s.start_time).total_seconds(), 3)
 
 
-def row(trial: Trial) -> dict[str, Any]:
+def row(trial: Trial, run: RunKind = RunKind.FULL) -> dict[str, Any]:
     s = trial.status
     out: dict[str, Any] = {
         "phase": trial.spec.phase,
@@ -63,6 +81,7 @@ def row(trial: Trial) -> dict[str, Any]:
         "best_epoch": s.best.epoch if s.best else None,
         "duration_s": duration_s(trial),
         "start_time": s.start_time.isoformat() if s.start_time else None,
+        "run": run.value,
     }
     out.update(flatten("param", trial.spec.parameters))
     out.update({f"final.{k}": v for k, v in sorted(s.metrics.items())})
@@ -79,8 +98,10 @@ def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
-def rows(trials: Iterable[Trial], phase: str | None = None) -> list[dict[str, Any]]:
-    return [row(t) for t in trials if phase is None or t.spec.phase == phase]
+def rows(
+    trials: Iterable[Trial], phase: str | None = None, run: RunKind = RunKind.FULL
+) -> list[dict[str, Any]]:
+    return [row(t, run) for t in trials if phase is None or t.spec.phase == phase]
 
 
 def to_csv(rs: Sequence[dict[str, Any]]) -> str:

@@ -7,6 +7,7 @@ Q-values of actions the logging policy did not take -- the "alpha" swept in seed
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -17,7 +18,17 @@ import torch.nn.functional as F
 from campaign_trainer import metrics
 from campaign_trainer.data import synthetic
 from campaign_trainer.data.loaders import column, feature_columns, float_matrix, load_dataset_table
-from campaign_trainer.tasks.base import ArrayDataModule, TaskConfig, make_optimizer, mlp, split_arrays
+from campaign_trainer.tasks.base import (
+    ArrayDataModule,
+    TaskConfig,
+    dataset_rows,
+    make_optimizer,
+    mlp,
+    predict_rows,
+    save_model,
+    split_arrays,
+    write_predictions,
+)
 
 N_ACTIONS = 2  # 0 = no bet, 1 = bet
 
@@ -70,6 +81,21 @@ class CQLModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         return make_optimizer(self.parameters(), self.cfg, default_lr=1e-3)
 
+    def write_outputs(self, outputs_dir: Path, datamodule: pl.LightningDataModule) -> None:
+        """predictions: the greedy decision (1 = bet) with both Q-values; target: the logged reward
+        (with the logged action beside it: the reward is that action's)."""
+        rows = dataset_rows(datamodule)
+        save_model(self, outputs_dir)
+        q = predict_rows(self, rows["state"], self.device)
+        columns = {
+            "prediction": (q[:, 1] > q[:, 0]).astype(np.int64),
+            "q_no_bet": q[:, 0],
+            "q_bet": q[:, 1],
+            "target": rows["reward"],
+            "action": rows["action"],
+        }
+        write_predictions(outputs_dir, np.arange(len(q)), columns)
+
 
 def _arrays(cfg: TaskConfig) -> dict[str, np.ndarray]:
     ds = dict(cfg.dataset or {})
@@ -97,4 +123,4 @@ def build(cfg: TaskConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     keys = ("state", "action", "reward", "bet_reward")
     train, val = split_arrays(arrays, keys, float(cfg.param("val_fraction", 0.2)))
     module = CQLModule(arrays["state"].shape[1], cfg)
-    return module, ArrayDataModule(train, val, cfg.batch_size, cfg.seed)
+    return module, ArrayDataModule(train, val, cfg.batch_size, cfg.seed, rows=arrays)

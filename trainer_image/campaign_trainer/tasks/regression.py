@@ -6,6 +6,7 @@ field report's model (seed 004) from collapsing to a constant prediction.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -16,7 +17,18 @@ import torch.nn.functional as F
 from campaign_trainer import metrics
 from campaign_trainer.data import synthetic
 from campaign_trainer.data.loaders import column, feature_columns, float_matrix, load_dataset_table
-from campaign_trainer.tasks.base import ArrayDataModule, TaskConfig, make_optimizer, mlp, split_arrays
+from campaign_trainer.tasks.base import (
+    ArrayDataModule,
+    TaskConfig,
+    dataset_rows,
+    make_optimizer,
+    mlp,
+    predict_rows,
+    save_model,
+    split_arrays,
+    student_target,
+    write_predictions,
+)
 
 
 def variance_penalty(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -72,6 +84,12 @@ class RegressionModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         return make_optimizer(self.parameters(), self.cfg)
 
+    def write_outputs(self, outputs_dir: Path, datamodule: pl.LightningDataModule) -> None:
+        rows = dataset_rows(datamodule)
+        save_model(self, outputs_dir)
+        pred = predict_rows(self, rows["x"], self.device)
+        write_predictions(outputs_dir, np.arange(len(pred)), {"prediction": pred, "target": rows["y"]})
+
 
 def _arrays(cfg: TaskConfig) -> dict[str, np.ndarray]:
     ds = dict(cfg.dataset or {})
@@ -88,6 +106,8 @@ def _arrays(cfg: TaskConfig) -> dict[str, np.ndarray]:
 
 def build(cfg: TaskConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     arrays = _arrays(cfg)
-    train, val = split_arrays(arrays, ("x", "y"), float(cfg.param("val_fraction", 0.2)))
+    # A student trains on the target blended with its teacher's predictions, and is validated on y.
+    fit = {**arrays, "y_fit": student_target(cfg, arrays["y"])}
+    train, val = split_arrays(fit, ("x", "y_fit", "y"), float(cfg.param("val_fraction", 0.2)))
     module = RegressionModule(arrays["x"].shape[1], cfg)
-    return module, ArrayDataModule(train, val, cfg.batch_size, cfg.seed)
+    return module, ArrayDataModule(train[:2], val[::2], cfg.batch_size, cfg.seed, rows=arrays)

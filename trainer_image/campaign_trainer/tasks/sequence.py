@@ -6,6 +6,7 @@ loss = action_weight * cross_entropy + price_weight * mse; LR: linear warmup the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -18,10 +19,16 @@ from campaign_trainer.data.loaders import column, load_dataset_table
 from campaign_trainer.tasks.base import (
     ArrayDataModule,
     TaskConfig,
+    dataset_rows,
     make_optimizer,
+    predict_rows,
+    save_model,
     split_arrays,
     warmup_cosine,
+    write_predictions,
 )
+
+ACTIONS = ("sell", "hold", "buy")
 
 
 class SequenceModel(torch.nn.Module):
@@ -95,6 +102,21 @@ class SequenceModule(pl.LightningModule):
         acc = self._correct / self._seen if self._seen else float("nan")
         self.log_dict({"accuracy": acc, "param_count": float(self.param_count)})
 
+    def write_outputs(self, outputs_dir: Path, datamodule: pl.LightningDataModule) -> None:
+        """predictions: the action (0 sell, 1 hold, 2 buy) with its probabilities and the predicted
+        next return; target: the action label. ``row``: for a price file, the row the window ends on."""
+        rows = dataset_rows(datamodule)
+        save_model(self.model, outputs_dir)
+        out = predict_rows(self._probabilities_and_price, rows["x"], self.device)
+        columns: dict[str, np.ndarray] = {"prediction": out[:, :3].argmax(axis=1), "target": rows["action"]}
+        columns |= {f"prob_{a}": out[:, i] for i, a in enumerate(ACTIONS)}
+        columns |= {"price_prediction": out[:, 3], "price_target": rows["price"]}
+        write_predictions(outputs_dir, rows.get("row", np.arange(len(out))), columns)
+
+    def _probabilities_and_price(self, x: torch.Tensor) -> torch.Tensor:
+        logits, price = self.model(x)
+        return torch.cat([logits.float().softmax(dim=1), price.float()[:, None]], dim=1)
+
     def configure_optimizers(self) -> Any:
         opt = make_optimizer(self.parameters(), self.cfg, default_lr=2e-4)
         total = int(self.trainer.estimated_stepping_batches)
@@ -112,7 +134,9 @@ def _arrays(cfg: TaskConfig, seq_len: int) -> dict[str, np.ndarray]:
         # A price column (`target`, default `close`) in time order; windows are built from its returns.
         prices = column(load_dataset_table(ds), str(ds.get("target") or "close")).astype(np.float64)
         returns = np.diff(np.log(prices))
-        return synthetic.windows_from_returns(returns, seq_len)
+        windows = synthetic.windows_from_returns(returns, seq_len)
+        windows["row"] = np.arange(len(windows["x"])) + seq_len  # the price row each window ends on
+        return windows
     syn = dict(ds.get("synthetic") or {})
     options = {"seq_len": seq_len, **(syn.get("options") or {})}
     return synthetic.sequence(int(syn.get("samples", 2048)), int(syn.get("seed", cfg.seed)), options)
@@ -123,4 +147,4 @@ def build(cfg: TaskConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     arrays = _arrays(cfg, seq_len)
     train, val = split_arrays(arrays, ("x", "action", "price"), float(cfg.param("val_fraction", 0.2)))
     module = SequenceModule(arrays["x"].shape[2], seq_len, cfg)
-    return module, ArrayDataModule(train, val, cfg.batch_size, cfg.seed)
+    return module, ArrayDataModule(train, val, cfg.batch_size, cfg.seed, rows=arrays)
