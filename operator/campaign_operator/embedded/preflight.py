@@ -1,6 +1,7 @@
 """What `campaign validate` warns about for a run on this machine (warnings, not errors: the same
-manifest may be right for the cluster): local dataset files that are not there, S3 without
-credentials here, and per-trial requests larger than this machine (the fit a run would make)."""
+manifest may be right for the cluster): local dataset files that are not there (where `campaign run`
+reads them: relative paths beside the manifest), S3 without credentials here, and per-trial
+requests larger than this machine (the fit a run would make)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from campaign_operator.planner.templates import DatasetTemplateError
 from campaign_operator.planner.trials import dataset_field, phase_trials, trial_dataset
 
 from .fit import Fit, Machine, fit
+from .manifest import anchored
 
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")
 CONTAINER_ENV = ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
@@ -49,16 +51,10 @@ def _datasets(campaign: TrainingCampaign) -> Iterator[tuple[str, DatasetSpec]]:
                 yield field, dataset
 
 
-def _missing_file(path: str, bases: list[Path]) -> bool:
-    local = Path(path.removeprefix("file://"))
-    candidates = [local] if local.is_absolute() else [b / local for b in bases]
-    return not any(c.is_file() for c in candidates)
-
-
-def dataset_warnings(campaign: TrainingCampaign, bases: list[Path], s3_ok: bool) -> list[str]:
-    """Local dataset files found under none of `bases` (the manifest's directory, the working
-    directory); S3 datasets when no credentials are found here. One line per field, missing files
-    counted rather than all listed."""
+def dataset_warnings(campaign: TrainingCampaign, s3_ok: bool) -> list[str]:
+    """Local dataset files that are not there (paths as a run reads them: anchored at the manifest's
+    directory, else relative to the working directory); S3 datasets when no credentials are found
+    here. One line per field, missing files counted rather than all listed."""
     missing: dict[str, list[str]] = {}
     s3: dict[str, str] = {}
     for field, dataset in _datasets(campaign):
@@ -67,15 +63,15 @@ def dataset_warnings(campaign: TrainingCampaign, bases: list[Path], s3_ok: bool)
             continue
         if path.startswith("s3://"):
             s3.setdefault(field, path)
-        elif _missing_file(path, bases):
+        elif not Path(path).is_file():
             missing.setdefault(field, []).append(path)
-    where = " or ".join(str(b) for b in dict.fromkeys(bases))
     out = []
     for field, paths in missing.items():
         more = f" and {len(paths) - 1} more of its trials' files" if len(paths) > 1 else ""
+        where = "" if Path(paths[0]).is_absolute() else f" in {Path.cwd()}"
         out.append(
-            f"{field}.path: {paths[0]}{more} not found (looked in {where}); ship the file there, or point "
-            "path at it (absolute, or relative to the manifest)"
+            f"{field}.path: {paths[0]}{more} not found{where}; ship the file there, or point path at "
+            "it (absolute, or relative to the manifest)"
         )
     if not s3_ok:
         out += [
@@ -113,12 +109,15 @@ def local_warnings(
     env: Mapping[str, str] | None = None,
     home: Path | None = None,
 ) -> list[str]:
-    """Everything that would go wrong running `campaign` embedded here, one line each."""
+    """Everything that would go wrong running `campaign` embedded here, one line each. Local paths
+    are anchored at `manifest_dir` as `campaign run` anchors them (None: a manifest from stdin,
+    relative to the working directory)."""
     env = os.environ if env is None else env
     s3_ok = s3_credentials_found(env, Path.home() if home is None else home)
-    bases = [*([manifest_dir] if manifest_dir is not None else []), Path.cwd()]
+    if manifest_dir is not None:
+        campaign = anchored(campaign, manifest_dir)
     return [
-        *dataset_warnings(campaign, bases, s3_ok),
+        *dataset_warnings(campaign, s3_ok),
         *storage_warnings(campaign, s3_ok),
         *fit_warnings(fit(campaign, machine)),
     ]

@@ -34,7 +34,7 @@ def campaign(dataset: dict[str, Any], *, storage: dict[str, Any] | None = None, 
     )
 
 
-def test_local_files_are_looked_for_beside_the_manifest_and_in_the_working_directory(
+def test_local_files_are_looked_for_where_a_run_reads_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest_dir, cwd = tmp_path / "examples", tmp_path / "cwd"
@@ -42,17 +42,18 @@ def test_local_files_are_looked_for_beside_the_manifest_and_in_the_working_direc
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     (manifest_dir / "data" / "prices.csv").write_text("x,y\n1,2\n")
-    found = campaign({"path": "data/prices.csv", "target": "y"})
-    assert local_warnings(found, manifest_dir, LAPTOP, env={}, home=tmp_path) == []
+    beside = campaign({"path": "data/prices.csv", "target": "y"})
+    assert local_warnings(beside, manifest_dir, LAPTOP, env={}, home=tmp_path) == []
+    # From stdin there is no manifest directory: a run would read it relative to the working directory.
+    [warning] = local_warnings(beside, None, LAPTOP, env={}, home=tmp_path)
+    assert warning.startswith(f"spec.template.dataset.path: data/prices.csv not found in {cwd};")
 
-    (cwd / "data").mkdir()
-    (cwd / "data" / "AAA.csv").write_text("x,y\n1,2\n")
+    (manifest_dir / "data" / "AAA.csv").write_text("x,y\n1,2\n")
     per_symbol = campaign({"path": "data/{symbol}.csv", "target": "y"})
     [warning] = local_warnings(per_symbol, manifest_dir, LAPTOP, env={}, home=tmp_path)
     assert warning == (
-        f"spec.template.dataset.path: data/BBB.csv and 1 more of its trials' files not found (looked in "
-        f"{manifest_dir} or {cwd}); ship the file there, or point path at it (absolute, or relative to "
-        "the manifest)"
+        f"spec.template.dataset.path: {manifest_dir}/data/BBB.csv and 1 more of its trials' files not "
+        "found; ship the file there, or point path at it (absolute, or relative to the manifest)"
     )
 
 
