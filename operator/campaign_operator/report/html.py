@@ -282,7 +282,8 @@ def curves_figure(
     )
     _epoch_axis(fig, last)
     fig.update_yaxes(title_text=metric)
-    shown = list(y_values) if y_values else [y for _, y, _, _ in ends if math.isfinite(y)]
+    plotted = [v for t in trials for v in curve(t, metric)[1] if math.isfinite(v)]
+    shown = list(y_values) if y_values else plotted  # the y axis spans these: labels keep to it
     if y_values:
         lo, hi = min(y_values), max(y_values)
         pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
@@ -296,7 +297,7 @@ def _end_labels(fig: Any, ends: list[tuple[float, float, str, str]], lo: float, 
     """Each line's sweep point beside its last point, moved apart where lines end close together
     (a thin leader points at the line), never outside the plotted range."""
     inside = [e for e in ends if math.isfinite(e[1]) and lo <= e[1] <= hi]
-    placed = spread([y for _, y, _, _ in inside], (hi - lo) * 0.08 or 1.0)
+    placed = spread([y for _, y, _, _ in inside], (hi - lo) * 0.08 or 1.0, lo, hi)
     for (x, y, label, c), at in zip(inside, placed, strict=True):
         fig.add_annotation(
             x=x,
@@ -314,9 +315,9 @@ def _end_labels(fig: Any, ends: list[tuple[float, float, str, str]], lo: float, 
         )
 
 
-def spread(ys: Sequence[float], gap: float) -> list[float]:
+def spread(ys: Sequence[float], gap: float, lo: float = -math.inf, hi: float = math.inf) -> list[float]:
     """Label heights for line ends at `ys`: in the same order, at least `gap` apart, centred on the
-    ends they label."""
+    ends they label, and kept within [lo, hi] where the labels fit there."""
     order = sorted(range(len(ys)), key=lambda i: ys[i])
     out = [0.0] * len(ys)
     prev = -math.inf
@@ -325,6 +326,8 @@ def spread(ys: Sequence[float], gap: float) -> list[float]:
         prev = out[i]
     if ys:
         shift = (sum(out) - sum(ys)) / len(ys)
+        shift = max(shift, max(out) - hi)  # not above the plot
+        shift = min(shift, min(out) - lo)  # nor below it (this wins: the x axis is below)
         out = [v - shift for v in out]
     return out
 

@@ -131,6 +131,7 @@ def test_line_end_labels_move_apart_in_order() -> None:
     assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(ordered))
     assert sum(placed) == pytest.approx(0.50 + 0.51 + 0.90 + 0.505)  # centred on the ends
     assert html.spread([0.2, 0.8], 0.1) == pytest.approx([0.2, 0.8])  # far apart: where they end
+    assert html.spread([0.0, 0.0, 0.0], 0.1, lo=0.0, hi=1.0) == pytest.approx([0.0, 0.1, 0.2])  # in range
 
 
 @pytest.mark.parametrize(("last", "step"), [(2, 1), (8, 1), (9, 2), (40, 5), (2000, 500)])
