@@ -35,14 +35,15 @@ def _files(local: Path) -> list[str]:
 
 def publish(local: Path, uri: str, about: Mapping[str, Any]) -> str:
     """Store the files under `local` at `uri` with a manifest naming them (and `about`: the trial,
-    its epoch); returns `uri`."""
+    its epoch); returns where they are (a local one as an absolute path)."""
     files = _files(local)
     (local / MANIFEST).write_text(json.dumps({**about, "files": files}, sort_keys=True), encoding="utf-8")
     if uri.startswith("s3://"):
         _publish_s3(local, uri, files)
-    else:
-        _publish_local(local, Path(uri.removeprefix("file://")))
-    return uri
+        return uri
+    dest = Path(uri.removeprefix("file://")).resolve()  # a consumer may run in another directory
+    _publish_local(local, dest)
+    return str(dest)
 
 
 def _publish_local(local: Path, dest: Path) -> None:

@@ -26,7 +26,7 @@ from campaign_operator.api.campaign import (
 )
 from campaign_operator.api.common import ConditionStatus, Mode, StopAction, TrialState
 from campaign_operator.api.trial import Trial, TrialStatus
-from campaign_operator.lifecycle.outcomes import NON_FINITE_LOSS
+from campaign_operator.lifecycle.outcomes import DATA_ERROR, INPUT_MISSING, NON_FINITE_LOSS
 from campaign_operator.lifecycle.stoprules import evaluate as evaluate_stop_rules
 from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE
 
@@ -42,7 +42,9 @@ from .sweeps import SweepPoint, expand
 from .trials import TrialSetupError, decide_skip, new_trial, phase_objective, phase_trials
 from .views import best_trial, expression_metrics, gate_values, phase_view
 
-NON_RETRYABLE_REASONS = frozenset({NON_FINITE_LOSS, "InvalidSpec", METRICS_UNAVAILABLE})
+NON_RETRYABLE_REASONS = frozenset(
+    {NON_FINITE_LOSS, "InvalidSpec", METRICS_UNAVAILABLE, DATA_ERROR, INPUT_MISSING}
+)
 CANCELLED = "Cancelled"
 
 

@@ -200,6 +200,19 @@ def test_deliberate_failures_are_not_retried():
     assert p.status.phases[0].counts.failed == 1 and not any(isinstance(a, LaunchTrial) for a in p.actions)
 
 
+@pytest.mark.parametrize("reason", ["DataError", "InputMissing"])
+def test_a_broken_data_file_or_a_missing_input_is_not_retried(reason):
+    """The same file (or the same absent teacher) fails the same way again: no retry budget spent."""
+    w = World(campaign({"phases": [{"name": "a", "failurePolicy": {"retries": 3, "maxFailureRate": 1.0}}]}))
+    w.step()
+    (t,) = w.running()
+    w.finish(t, TrialState.FAILED)
+    t.status.reason = reason
+    w.now += timedelta(hours=1)
+    p = w.step()
+    assert p.status.phases[0].counts.failed == 1 and not any(isinstance(a, LaunchTrial) for a in p.actions)
+
+
 def test_gate_failure_names_values_and_when_skips():
     w = World(
         campaign(
