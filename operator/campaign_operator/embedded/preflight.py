@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import DatasetSpec
+from campaign_operator.planner.expressions import ExpressionError
+from campaign_operator.planner.sweeps import expand
 from campaign_operator.planner.templates import DatasetTemplateError
-from campaign_operator.planner.trials import dataset_field, phase_trials, trial_dataset
+from campaign_operator.planner.trials import dataset_field, merged_parameters, phase_trials, trial_dataset
 
 from .fit import Fit, Machine, fit
 from .manifest import anchored
@@ -41,14 +44,24 @@ def _datasets(campaign: TrainingCampaign) -> Iterator[tuple[str, DatasetSpec]]:
     seen: set[str] = set()
     for i, phase in enumerate(campaign.spec.phases):
         field = dataset_field(campaign, i)
-        for planned in phase_trials(campaign, i):
+        for params in _planned_parameters(campaign, i):
             try:
-                dataset = trial_dataset(campaign, phase, planned.parameters)
+                dataset = trial_dataset(campaign, phase, params)
             except DatasetTemplateError:
                 continue
             if dataset is not None and dataset.model_dump_json() not in seen:
                 seen.add(dataset.model_dump_json())
                 yield field, dataset
+
+
+def _planned_parameters(campaign: TrainingCampaign, index: int) -> list[dict[str, Any]]:
+    """The merged parameters of the trials a run creates for the phase (its sample under scaleDown);
+    every sweep point when a skipWhen cannot be evaluated before promotion (the plan judges it)."""
+    try:
+        return [t.parameters for t in phase_trials(campaign, index)]
+    except ExpressionError:
+        phase = campaign.spec.phases[index]
+        return [merged_parameters(campaign, phase, None, p.params) for p in expand(phase)]
 
 
 def dataset_warnings(campaign: TrainingCampaign, s3_ok: bool) -> list[str]:

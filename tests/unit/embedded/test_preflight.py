@@ -88,3 +88,31 @@ def test_requests_larger_than_the_machine_say_what_a_run_here_makes_of_them(tmp_
         "no GPU, 16 GiB memory); `campaign run` here scales it to cpu 8 -> 2, gpu 1 -> 0 (runs on CPU) "
         "(--strict-resources refuses it)"
     )
+
+
+PROMOTED = """
+apiVersion: training.campaign-operator.io/v1alpha1
+kind: TrainingCampaign
+metadata: {name: promoted}
+spec:
+  template: {task: regression, epochs: 1, dataset: {path: "data/{width}.csv", target: y}}
+  phases:
+    - name: a
+      sweep: {grid: {width: [1, 2]}}
+    - name: b
+      dependsOn: [a]
+      fromPhase: {phase: a}
+      sweep: {seeds: {start: 0, count: 2}}
+      skipWhen: [{expression: "params.width > 1", reason: Wide}]
+"""
+
+
+def test_a_phase_judged_only_after_promotion_is_checked_where_it_can_be(tmp_path: Path) -> None:
+    import yaml
+
+    c = load_campaign(yaml.safe_load(PROMOTED))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "1.csv").write_text("x,y\n1,2\n")
+    # Phase a's files are known (2.csv is missing); b's skipWhen and path need the promoted width.
+    [warning] = local_warnings(c, tmp_path, LAPTOP, env={}, home=tmp_path)
+    assert warning.startswith(f"spec.template.dataset.path: {tmp_path}/data/2.csv not found;")
