@@ -480,6 +480,10 @@ def _running_table(snap: Snapshot, running: Sequence[Trial], wide: bool, width: 
     for col in cols:
         table.add_column(col, no_wrap=True, overflow="ellipsis")
     limit = 60 if wide else max(16, width - 34)
+    typical = {
+        p: _mean_trial_seconds([t for t in snap.trials if t.spec.phase == p and t.status.state.is_terminal])
+        for p in {t.spec.phase for t in running}
+    }
     for t in running[:RUNNING_ROWS]:
         cells = {
             "Phase": t.spec.phase,
@@ -487,7 +491,7 @@ def _running_table(snap: Snapshot, running: Sequence[Trial], wide: bool, width: 
             "Trial": _short(t.name),
             "Try": str(t.status.attempt),
             "Epoch": f"{t.status.epoch}/{t.spec.epochs}",
-            "Left": duration(running_remaining(t, snap.now)),
+            "Left": duration(running_remaining(t, snap.now, typical.get(t.spec.phase))),
             "Latest": objective_value(t),
         }
         table.add_row(*(cells[c] for c in cols))

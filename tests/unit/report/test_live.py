@@ -147,6 +147,11 @@ def test_phase_eta_is_never_zero_while_a_trial_runs() -> None:
     left = display.phase_remaining(teacher, snap.now, snap.trials)
     assert left == pytest.approx(20.0)  # the running trial: 2 of 4 epochs in 20 s
     assert display.eta(teacher, snap.now, snap.trials) == "20s"
+    # Before its first epoch a running trial has no pace yet: what is left of a typical one (10 s).
+    fresh = snap.trials[0].model_copy(deep=True)
+    fresh.status.epoch, fresh.status.start_time = 0, snap.now - timedelta(seconds=4)
+    assert display.running_remaining(fresh, snap.now, 10.0) == pytest.approx(6.0)
+    assert display.running_remaining(fresh, snap.now) is None
 
 
 def test_banner_names_what_was_scaled() -> None:
