@@ -17,6 +17,10 @@ def regression(samples: int, seed: int, options: Mapping[str, Any] | None = None
     ``signal`` scales the learnable part (a linear term plus a mild interaction), ``noise`` the
     unpredictable part. Low signal/noise is the regime of the variance-collapse field report: an MSE
     model is tempted to predict the mean.
+
+    ``days`` (optional) makes it a panel: rows in time order over that many days (a ``day`` array,
+    the group column of the per-day loss terms), each day's returns shifted by a common market move
+    of std ``market`` (default 0.5) that no feature predicts, so per-day and pooled IC differ.
     """
     o = dict(options or {})
     n_features = int(o.get("features", 8))
@@ -28,7 +32,20 @@ def regression(samples: int, seed: int, options: Mapping[str, Any] | None = None
     f = x @ w + 0.5 * np.sin(x[:, 0] * x[:, 1 % n_features])
     f = (f - f.mean()) / (f.std() + 1e-12)
     y = signal * f + noise * rng.standard_normal(samples)
-    return {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+    out = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+    if o.get("days") is not None:
+        out.update(_days(y, int(o["days"]), float(o.get("market", 0.5)), seed))
+    return out
+
+
+def _days(y: NDArray[Any], days: int, market: float, seed: int) -> Arrays:
+    if not 1 <= days <= len(y):
+        raise ValueError(
+            f"dataset.synthetic.options.days must be between 1 and samples ({len(y)}), got {days}"
+        )
+    day = np.arange(len(y)) * days // len(y)
+    move = np.random.default_rng([seed, days]).standard_normal(days) * market  # own stream: x, f unchanged
+    return {"day": day.astype(np.int64), "y": (y + move[day]).astype(np.float32)}
 
 
 def betting(samples: int, seed: int, options: Mapping[str, Any] | None = None) -> Arrays:
