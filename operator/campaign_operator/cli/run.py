@@ -109,6 +109,7 @@ def run(
                 f"campaign {campaign.metadata.name}: --restart: the earlier state is in {opened.discarded} "
                 "(delete it when you no longer need it)"
             )
+        display.waiting("starting local Ray")  # a spinner on a terminal until the first screen
         try:
             executor = start_local_executor(
                 state,
