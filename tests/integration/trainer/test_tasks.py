@@ -231,7 +231,9 @@ def test_run_trial_local_mode_reports_epochs_then_one_outcome(tmp_path: Path) ->
     ]
     assert lines[-1]["status"]["state"] == "Succeeded" and lines[-1]["status"]["epoch"] == 2
     assert out.checkpoint == str(tmp_path / "ck" / "epoch-000002.ckpt")
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000002.ckpt"]
+    # the trial's outputs (its model and predictions) beside its checkpoints
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000002.ckpt", "outputs"]
+    assert lines[-1]["status"]["outputs"] == str(tmp_path / "ck" / "outputs")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -264,7 +266,8 @@ def test_restart_after_a_stop_reports_the_same_outcome_without_training(tmp_path
     out1 = run_trial(doc, first)
     out2 = run_trial(doc, again)
     assert (out1.state, out1.reason, out1.epoch) == ("Stopped", "VarianceCollapse", 3)
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000003.ckpt"]  # saved at the stop
+    saved = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert saved == ["epoch-000003.ckpt", "outputs"]  # saved at the stop; a stopped model is usable
     assert again.epochs == []  # no epoch trained past the stop decision
     assert (out2.state, out2.reason, out2.epoch, out2.resumed_from_epoch) == (
         "Stopped",
@@ -273,3 +276,4 @@ def test_restart_after_a_stop_reports_the_same_outcome_without_training(tmp_path
         3,
     )
     assert out2.history == out1.history and again.outcomes[0].message == out1.message
+    assert out2.outputs == out1.outputs == str(tmp_path / "ck" / "outputs")
