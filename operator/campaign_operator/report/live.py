@@ -632,7 +632,7 @@ class PlainDisplay:
         self.before = snap
 
     def waiting(self, text: str) -> None:
-        self.message(f"{_stamp(datetime.now(UTC))} {text}")
+        """No spinner in a pipe or log: the caller's own message line says what it waits for."""
 
     def message(self, text: str) -> None:
         self.stream.write(text + "\n")
