@@ -146,7 +146,7 @@ class CampaignCallback(pl.Callback):
         # Training throughput of this rank (validation time excluded).
         m["samples_per_sec"] = self._samples / train_s
         m["epoch_time_s"] = time.perf_counter() - self._t0
-        if trainer.optimizers:
+        if trainer.optimizers and trainer.optimizers[0].param_groups:  # gbm: Lightning's empty mock optimizer
             m["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         return m
 

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 TINY: dict[str, dict[str, Any]] = {
     "regression": {"parameters": {"seed": 1, "hidden_dims": [8]}, "dataset": {"synthetic": {"samples": 256}}},
+    "gbm": {"parameters": {"seed": 1, "n_estimators": 5}, "dataset": {"synthetic": {"samples": 256}}},
     "cql": {"parameters": {"seed": 1, "hidden_dims": [8]}, "dataset": {"synthetic": {"samples": 512}}},
     "sequence": {
         "parameters": {"seed": 1, "d_model": 8, "layers": 1, "heads": 2, "seq_len": 8},

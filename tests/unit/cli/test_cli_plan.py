@@ -26,7 +26,15 @@ _register()
 # What the trainer's built-in tasks read (campaign_trainer/tasks); a manifest that sets anything
 # else for a built-in task sets a knob that does nothing.
 TASK_HYPERPARAMETERS = {
-    "regression": {"hidden_dims", "dropout", "output_init_std", "variance_lambda", "lr", "weight_decay"},
+    "regression": {
+        *("hidden_dims", "dropout", "output_init_std", "variance_lambda", "lr", "weight_decay"),
+        *("loss", "group_column", "days_per_batch", "huber_delta", "soft_rank_temperature"),
+    },
+    # LightGBM's own names (any of its parameters passes through; these are the seeds')
+    "gbm": {
+        *("num_leaves", "max_depth", "learning_rate", "n_estimators", "min_child_samples", "subsample"),
+        *("colsample_bytree", "device_type", "gpu_use_dp", "objective", "rounds_per_epoch", "lightgbm"),
+    },
     "cql": {"hidden_dims", "alpha", "lr", "gamma"},
     "sequence": {
         "d_model",

@@ -9,6 +9,8 @@ def resolve_task(task: str) -> TaskBuilder:
     """Map a trial's ``task`` to its builder; imports lazily so a trial pays only for its own task."""
     if task == "regression":
         from campaign_trainer.tasks.regression import build
+    elif task == "gbm":
+        from campaign_trainer.tasks.gbm import build
     elif task == "cql":
         from campaign_trainer.tasks.cql import build
     elif task == "sequence":
@@ -18,7 +20,7 @@ def resolve_task(task: str) -> TaskBuilder:
 
         return load_user_task(task)
     else:
-        raise ValueError(f"unknown task {task!r}: regression, cql, sequence or 'module:callable'")
+        raise ValueError(f"unknown task {task!r}: regression, gbm, cql, sequence or 'module:callable'")
     return build
 
 
