@@ -79,7 +79,9 @@ def s3(env: dict[str, str]) -> Any:
 
 def checkpoint_names(client: Any, prefix: str) -> list[str]:
     listing = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
-    return sorted(o["Key"].rsplit("/", 1)[-1] for o in listing.get("Contents", []))
+    # directly under the prefix: the outputs/ beside the checkpoints are not checkpoints
+    names = [o["Key"][len(prefix) :] for o in listing.get("Contents", [])]
+    return sorted(n for n in names if "/" not in n)
 
 
 def start(trial_file: Path, progress: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -169,3 +171,4 @@ def test_sigkill_then_resume_from_s3_checkpoint(s3_env: dict[str, str], tmp_path
     assert second[0]["metrics"]["loss"] < 0.8 * first_loss
     assert status["checkpoint"] == f"s3://{BUCKET}/{prefix}epoch-{EPOCHS:06d}.ckpt"
     assert checkpoint_names(client, prefix) == [f"epoch-{EPOCHS - 1:06d}.ckpt", f"epoch-{EPOCHS:06d}.ckpt"]
+    assert status["outputs"] == f"s3://{BUCKET}/{prefix}outputs"  # published once it succeeded
