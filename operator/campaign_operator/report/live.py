@@ -411,8 +411,8 @@ def _phase_table(snap: Snapshot, wide: bool) -> Table:
     table.add_column("Gate", no_wrap=True)
     if wide:
         table.add_column("Best", no_wrap=True, overflow="ellipsis", max_width=64)
-    table.add_column("ETA", justify="right", no_wrap=True)
-    bar_width = 20 if wide else 8
+    table.add_column("ETA", justify="right", no_wrap=True, min_width=6)  # 59m59s, 1h02m: never cut
+    bar_width = 20 if wide else 6
     for p in snap.status.phases:
         c, th, total = p.counts, threshold(p), phase_total(snap, p)
         numbers: dict[str, RenderableType] = {

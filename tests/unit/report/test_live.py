@@ -141,6 +141,15 @@ def test_live_view_fits_the_width_and_names_trials_by_their_sweep_point(width: i
     assert "ETA 40s" in text, text
 
 
+@pytest.mark.parametrize("width", [80, 200])
+def test_long_etas_are_shown_whole(width: int) -> None:
+    out = io.StringIO()
+    snap = running_campaign(planner_eta_s=4000)  # teacher 1h06m40s, then the student's 20 s
+    Console(file=out, width=width, force_terminal=True, color_system=None).print(display.render(snap))
+    table = out.getvalue().split("Phase", 1)[1]
+    assert "1h06m" in table and "1h07m" in table, out.getvalue()
+
+
 def test_phase_eta_is_never_zero_while_a_trial_runs() -> None:
     snap = running_campaign(planner_eta_s=-30)  # the planner's estimate is already past
     teacher = snap.status.phases[0]
