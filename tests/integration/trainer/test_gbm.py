@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import pytest
+from lightning.pytorch.strategies import DDPStrategy
 
 from campaign_operator.api.common import TASK_METRICS
 from campaign_trainer.data import synthetic
@@ -129,3 +131,11 @@ def test_outputs_are_the_model_file_and_predictions(tmp_path: Path, recorder: Re
     assert list(frame["row"]) == list(range(1200))
     assert frame["prediction"].to_numpy() == pytest.approx(booster.predict(rows["x"]), rel=1e-5)
     assert frame["target"].to_numpy() == pytest.approx(rows["y"])
+
+
+def test_data_parallel_workers_are_refused_with_the_fix() -> None:
+    # The strategy Ray Train's workers use (RayDDPStrategy is a DDPStrategy), here on one CPU process.
+    module, datamodule = build(TaskConfig({**TREES, "n_estimators": 4}, DATA, epochs=1))
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, strategy=DDPStrategy(), logger=False)
+    with pytest.raises(ValueError, match=r"set resources\.workers to 0"):
+        trainer.fit(module, datamodule=datamodule)
