@@ -1,9 +1,10 @@
 """Starting the embedded run's local Ray, with retries for a loaded machine.
 
 On a busy laptop Ray's raylet or GCS can miss their start-up deadlines; a later try often works.
-Each try is the executor's own start (which already retries once at once); between tries we wait
-longer each time and clean up what the failed start left. Every failure's cause is kept, so the
-final error says what went wrong each time instead of only the last bare Exception.
+Each try is one start of the executor's Ray (its own immediate retry off: a try can take a minute on
+a loaded machine); between tries we wait longer each time and clean up what the failed start left.
+Every failure's cause is kept, so the final error says what went wrong each time instead of only
+the last bare Exception.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def start_local_executor(
     causes: list[str] = []
     for attempt in range(1, attempts + 1):
         try:
-            return LocalExecutor(state_dir, num_cpus=machine.cpu, num_gpus=machine.gpu)
+            return LocalExecutor(state_dir, num_cpus=machine.cpu, num_gpus=machine.gpu, start_attempts=1)
         except Exception as e:  # Ray's own start-up errors are bare Exceptions
             causes.append(one_line(e))
             _clean_up_failed_start()

@@ -48,9 +48,12 @@ def run_attempt(
     return status
 
 
-def init_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> None:
+def init_ray(
+    num_cpus: float | None = None, num_gpus: float | None = None, attempts: int = RAY_START_ATTEMPTS
+) -> None:
     """A private local Ray: never attaches to another cluster, no dashboard, quiet. Its processes
-    share this process's fate, also when it is SIGKILLed (see executors/fate.py)."""
+    share this process's fate, also when it is SIGKILLed (see executors/fate.py). Tried `attempts`
+    times at once (the embedded runner tries once per call and spaces its own tries out)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Under `uv run`, Ray would start every worker through `uv run` in an uploaded copy of the
@@ -72,7 +75,7 @@ def init_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> No
     tag = os.environ[fate.TAG_ENV] = fate.runner_tag()
     os.environ.setdefault("SPT_NOENV", "1")
     try:
-        for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 ray.init(
                     address="local",
@@ -87,11 +90,11 @@ def init_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> No
                 )
                 break
             except Exception as e:  # Ray raises a bare Exception when its node times out starting
-                if attempt == RAY_START_ATTEMPTS:
+                if attempt == attempts:
                     raise
                 # On a loaded machine the raylet or GCS can miss Ray's start-up deadline; what the
                 # failed start left would compete with the next one: stop it first.
-                log.warning("local Ray did not start (%s); retrying (%d/%d)", e, attempt, RAY_START_ATTEMPTS)
+                log.warning("local Ray did not start (%s); retrying (%d/%d)", e, attempt, attempts)
                 ray.shutdown()
                 fate.kill_left(tag, set())
     finally:  # not for what this process starts later (another runner gets its own tag)
@@ -115,12 +118,19 @@ class LocalExecutor:
 
     kind = KIND
 
-    def __init__(self, state_dir: Path, *, num_cpus: float | None = None, num_gpus: float | None = None):
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        start_attempts: int = RAY_START_ATTEMPTS,
+    ):
         import ray
 
         self.state_dir = Path(state_dir).resolve()
         self._owns_ray = not ray.is_initialized()
-        init_ray(num_cpus, num_gpus)
+        init_ray(num_cpus, num_gpus, start_attempts)
         self._remote = ray.remote(max_retries=0)(run_attempt)
         self._inflight: dict[str, _InFlight] = {}
         self._done: list[Completion] = []
