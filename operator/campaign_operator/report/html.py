@@ -229,8 +229,18 @@ def _layout(fig: Any, title: str, **extra: Any) -> Any:
     return fig
 
 
-def _epoch_axis(fig: Any, last: float) -> None:
-    fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=0, dtick=epoch_step(last), tickformat="d")
+def _epoch_axis(fig: Any, last: float, first: float = 1.0) -> None:
+    """Integer epoch ticks over exactly the epochs run (plotly's own range overshoots to the next
+    tick: a 4-epoch run showed an empty epoch 5)."""
+    pad = max(0.2, (last - first) * 0.03)
+    fig.update_xaxes(
+        title_text="epoch",
+        tickmode="linear",
+        tick0=0,
+        dtick=epoch_step(last),
+        tickformat="d",
+        range=[first - pad, last + pad],
+    )
 
 
 def _finite(values: Sequence[float]) -> list[float | None]:
