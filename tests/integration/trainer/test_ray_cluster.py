@@ -80,7 +80,14 @@ def test_two_ddp_workers_agree_on_a_stop_rule(ray_cluster: None, tmp_path: Path)
         ("epoch", 3),
         ("outcome", None),
     ]
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000002.ckpt", "epoch-000003.ckpt"]
+    saved = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert saved == ["epoch-000002.ckpt", "epoch-000003.ckpt", "outputs"]  # rank 0 published the outputs
+    assert lines[-1]["status"]["outputs"] == str(tmp_path / "ck" / "outputs")
+    assert sorted(p.name for p in (tmp_path / "ck" / "outputs").iterdir()) == [
+        "model.pt",
+        "outputs.json",
+        "predictions.parquet",
+    ]
 
 
 def test_same_training_function_under_ray_tune(ray_cluster: None, tmp_path: Path) -> None:
