@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from campaign_operator.api.campaign import Phase, TrainingCampaign
 from campaign_operator.api.common import BUILTIN_TASKS
 from campaign_operator.api.manifest import parse_manifests
 from campaign_operator.cli.main import _register, cli
 from campaign_operator.cli.preview import CampaignPreview, preview
 from campaign_operator.planner.admission import load_campaign
+from campaign_operator.planner.templates import dataset_fields, parse
 
 pytestmark = pytest.mark.unit
 
@@ -29,6 +31,7 @@ TASK_HYPERPARAMETERS = {
     "regression": {
         *("hidden_dims", "dropout", "output_init_std", "variance_lambda", "lr", "weight_decay"),
         *("loss", "group_column", "days_per_batch", "huber_delta", "soft_rank_temperature"),
+        *("teacher_input", "teacher_weight"),
     },
     # LightGBM's own names (any of its parameters passes through; these are the seeds')
     "gbm": {
@@ -172,15 +175,24 @@ def test_other_seed_examples() -> None:
     assert {(0.5, 0.0), (0.01, 0.0)} <= runs  # runs 1 and 2 of the seed (run 3 is trial 5)
 
 
+def read_by_the_campaign(campaign: TrainingCampaign, phase: Phase) -> set[str]:
+    """Parameters the plan itself reads for this phase: its dataset's templates ({symbol.name}) and
+    its inputs' match keys."""
+    dataset = phase.dataset or campaign.spec.template.dataset
+    texts = dataset_fields(dataset) if dataset else []
+    names = {ref[0] for _, text in texts for ref in parse(text).references}
+    return names | {key for source in phase.inputs for key in source.match}
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_set_only_hyperparameters_the_task_reads(path: Path) -> None:
     [doc] = parse_manifests(path.read_text())
     campaign = load_campaign(doc)
-    task = campaign.spec.template.task
-    if task not in BUILTIN_TASKS:
-        return  # a user callable reads what it likes
-    allowed = TASK_HYPERPARAMETERS[task] | COMMON_HYPERPARAMETERS
     for phase in preview(campaign).phases:
+        task = phase.phase.task or campaign.spec.template.task
+        if task not in BUILTIN_TASKS:
+            continue  # a user callable reads what it likes
+        allowed = TASK_HYPERPARAMETERS[task] | COMMON_HYPERPARAMETERS | read_by_the_campaign(campaign, phase.phase)
         for trial in phase.trials:
             assert set(trial.parameters) <= allowed, (phase.phase.name, set(trial.parameters) - allowed)
 
