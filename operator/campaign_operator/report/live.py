@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -42,7 +43,7 @@ from .results import point_label
 LATEST_FAILURES = 5
 PREVIEW = 110
 RUNNING_ROWS = 12
-WIDE = 120
+WIDE = 150
 """Columns from which the phase table shows every count and the best trial on its row."""
 THRESHOLD_MARK = "┆"
 """maxFailureRate's mark in the live view; the report draws it in THRESHOLD_COLOR, dashed."""
@@ -344,7 +345,7 @@ def parts(snap: Snapshot, width: int) -> list[RenderableType]:
     if banner:
         out.append(Text(f" {banner} ", style="bold black on yellow"))
     out.append(Text(headline(snap), style="bold"))
-    out.append(_phase_table(snap, wide))
+    out.append(_phase_table(snap, wide, width))
     if not wide:
         out.extend(_best_lines(snap, width))
     running = [t for t in snap.trials if t.status.state == TrialState.RUNNING]
@@ -398,21 +399,13 @@ def best_label(snap: Snapshot, p: PhaseStatus, limit: int) -> str:
     return f"{p.best.metric}={p.best.value:.4g} {who}"
 
 
-def _phase_table(snap: Snapshot, wide: bool) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
+def _phase_table(snap: Snapshot, wide: bool, width: int) -> Table:
     counts = ("Run", "OK", "Fail", "Stop", "Skip") if wide else ("Run", "Fail")
-    table.add_column("Phase", no_wrap=True, overflow="ellipsis", max_width=24 if wide else 12)
-    table.add_column("State", no_wrap=True)
-    table.add_column("Progress", no_wrap=True)
-    table.add_column("Done", justify="right", no_wrap=True)
-    for col in counts:
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("Failures vs max" if wide else "Fail rate", no_wrap=True)
-    table.add_column("Gate", no_wrap=True)
-    if wide:
-        table.add_column("Best", no_wrap=True, overflow="ellipsis", max_width=64)
-    table.add_column("ETA", justify="right", no_wrap=True, min_width=6)  # 59m59s, 1h02m: never cut
+    rate = "Failures vs max" if wide else "Fail rate"
+    headers = ["Phase", "State", "Progress" if wide else "", "Done", *counts, rate, "Gate"]
+    headers += ["Best", "ETA"] if wide else ["ETA"]
     bar_width = 20 if wide else 6
+    rows: list[list[RenderableType]] = []
     for p in snap.status.phases:
         c, th, total = p.counts, threshold(p), phase_total(snap, p)
         numbers: dict[str, RenderableType] = {
@@ -422,34 +415,70 @@ def _phase_table(snap: Snapshot, wide: bool) -> Table:
             "Stop": str(c.stopped),
             "Skip": str(c.skipped),
         }
-        row: list[RenderableType] = [
-            p.name,
-            Text(p.state.value, style=_STATE_STYLE.get(p.state.value, "")),
-            ProgressBar(total=max(total, 1), completed=finished(p), width=bar_width),
-            f"{finished(p)}/{total}",
-            *(numbers[col] for col in counts),
-            gauge(th, 10 if wide else 5),
-            _gate_cell(snap, p),
-        ]
-        if wide:
-            row.append(best_label(snap, p, 64))
-        row.append(eta(p, snap.now, snap.trials))
-        table.add_row(*row)
+        rows.append(
+            [
+                p.name,
+                Text(p.state.value, style=_STATE_STYLE.get(p.state.value, "")),
+                ProgressBar(total=max(total, 1), completed=finished(p), width=bar_width),
+                f"{finished(p)}/{total}",
+                *(numbers[col] for col in counts),
+                gauge(th, 10 if wide else 5),
+                _gate_cell(snap, p),
+                *([best_label(snap, p, 64)] if wide else []),
+                eta(p, snap.now, snap.trials),
+            ]
+        )
     done, planned = campaign_totals(snap)
     left = "" if snap.finished else duration(campaign_remaining(snap))
-    total_row: list[RenderableType] = [
-        Text("campaign", style="bold"),
-        "",
-        ProgressBar(total=max(planned, 1), completed=done, width=bar_width),
-        f"{done}/{planned}",
-        *([""] * len(counts)),
-        "",
-        "",
-        *([""] if wide else []),
-        left or "done",
-    ]
-    table.add_row(*total_row, style="bold")
+    rows.append(
+        [
+            Text("campaign", style="bold"),
+            "",
+            ProgressBar(total=max(planned, 1), completed=done, width=bar_width),
+            f"{done}/{planned}",
+            *([""] * (len(headers) - 5)),
+            left or "done",
+        ]
+    )
+    # Narrow: one space between columns, not two.
+    table = Table(box=None, pad_edge=False, header_style="bold", collapse_padding=not wide)
+    widths = _fit_widths(headers, rows, width, gap=2 if wide else 1, flexible=("Best", "Phase"))
+    for header, w in zip(headers, widths, strict=True):
+        right = header in ("Done", "ETA", *counts)
+        table.add_column(
+            header, width=w, no_wrap=True, overflow="ellipsis", justify="right" if right else "left"
+        )
+    for i, row in enumerate(rows):
+        table.add_row(*row, style="bold" if i == len(rows) - 1 else None)
     return table
+
+
+def _cell_width(cell: RenderableType) -> int:
+    if isinstance(cell, ProgressBar):
+        return cell.width or 0
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
+def _fit_widths(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[RenderableType]],
+    width: int,
+    gap: int,
+    flexible: Sequence[str],
+) -> list[int]:
+    """Each column as wide as its widest cell; where that exceeds `width`, the `flexible` columns (in
+    that order) give up the difference down to 5 characters, cut with … (rich would cut any column,
+    the ETA and the numbers included, or the whole line)."""
+    widths = [max(_cell_width(h), *(_cell_width(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    excess = sum(widths) + gap * (len(widths) - 1) - width
+    for name in flexible:
+        if excess <= 0 or name not in headers:
+            continue
+        i = headers.index(name)
+        give = min(excess, max(0, widths[i] - 5))
+        widths[i] -= give
+        excess -= give
+    return widths
 
 
 def _best_lines(snap: Snapshot, width: int) -> list[RenderableType]:

@@ -122,7 +122,7 @@ def test_plain_display_writes_a_summary_line() -> None:
     assert text.count("progress: explore Running 8/8") == 1
 
 
-@pytest.mark.parametrize("width", [80, 200])
+@pytest.mark.parametrize("width", [80, 120, 200])
 def test_live_view_fits_the_width_and_names_trials_by_their_sweep_point(width: int) -> None:
     snap = running_campaign()
     out = io.StringIO()
@@ -141,13 +141,37 @@ def test_live_view_fits_the_width_and_names_trials_by_their_sweep_point(width: i
     assert "ETA 40s" in text, text
 
 
-@pytest.mark.parametrize("width", [80, 200])
+@pytest.mark.parametrize("width", [80, 120, 200])
 def test_long_etas_are_shown_whole(width: int) -> None:
     out = io.StringIO()
     snap = running_campaign(planner_eta_s=4000)  # teacher 1h06m40s, then the student's 20 s
     Console(file=out, width=width, force_terminal=True, color_system=None).print(display.render(snap))
     table = out.getvalue().split("Phase", 1)[1]
     assert "1h06m" in table and "1h07m" in table, out.getvalue()
+
+
+def test_the_widest_phase_rows_fit_80_columns() -> None:
+    snap = running_campaign(planner_eta_s=4000)
+    wide = [
+        p.model_copy(
+            update={
+                "name": f"{p.name}-distilled",  # 16-17 characters: cut with …, never the line
+                "state": PhaseState.SUCCEEDED if i else PhaseState.RUNNING,
+                "counts": TrialCounts(total=736, succeeded=90, failed=10, running=16, pending=620),
+                "gate": GateStatus(expression="x", passed=False) if i else None,
+            }
+        )
+        for i, p in enumerate(snap.status.phases)
+    ]
+    status = snap.status.model_copy(update={"phases": wide})
+    out = io.StringIO()
+    Console(file=out, width=80, force_terminal=True, color_system=None).print(
+        display.render(Snapshot(name="nifty", status=status, trials=snap.trials, now=snap.now))
+    )
+    lines = out.getvalue().splitlines()
+    assert max(len(x) for x in lines) <= 80, "\n".join(lines)
+    table = "\n".join(lines)
+    assert "100/736" in table and "✗ not met" in table and "1h06m" in table and "done" in table, table
 
 
 def test_phase_eta_is_never_zero_while_a_trial_runs() -> None:
