@@ -84,6 +84,28 @@ def test_every_builtin_task_publishes_its_model_and_predictions(
     assert torch.load(outputs / MODEL_FILE, weights_only=True)  # a plain state dict
 
 
+def test_sequence_predictions_name_the_price_row_each_window_ends_on(
+    tmp_path: Path, recorder: RecordingReporter
+) -> None:
+    prices = tmp_path / "AAPL.csv"
+    rng = np.random.default_rng(3)
+    pd.DataFrame({"close": 100 * np.exp(np.cumsum(0.01 * rng.normal(size=120)))}).to_csv(prices, index=False)
+    params = {"seed": 1, "d_model": 8, "layers": 1, "heads": 2, "seq_len": 8}
+    doc = trial(
+        "seq",
+        "sequence",
+        epochs=1,
+        batchSize=32,
+        parameters=params,
+        dataset={"path": str(prices), "target": "close"},
+    )
+    out = train_fn(doc, recorder, checkpoint_root=str(tmp_path))
+    predictions = pd.read_parquet(Path(str(out.outputs)) / PREDICTIONS_FILE)
+    # 119 returns -> 111 windows; the first ends on price row 8 and predicts the move to row 9
+    assert predictions["row"].tolist() == list(range(8, 119))
+    assert set(predictions["prediction"]) <= {0, 1, 2}
+
+
 def test_the_published_model_reproduces_its_predictions(tmp_path: Path, recorder: RecordingReporter) -> None:
     data = table(tmp_path / "LICI.parquet")
     out = train_fn(
