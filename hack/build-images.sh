@@ -57,7 +57,7 @@ PAUSE_CONFIG=(--entrypoint '["/pause"]' --user 65535:65535)
 
 # Inputs of the operator and trainer images besides their Dockerfile and lock file.
 APP_INPUTS=(.dockerignore hack/images/build.lock pyproject.toml README.md
-  operator/campaign_operator trainer_image/campaign_trainer)
+  operator/campaign_operator trainer_image/campaign_trainer examples/data)
 
 log() { echo "build-images: $*" >&2; }
 die() {

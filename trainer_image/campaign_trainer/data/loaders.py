@@ -8,6 +8,7 @@ DataError): a user with one file per symbol must see which file broke, never a b
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ PARQUET_MAGIC = b"PAR1"
 COLUMNS_SHOWN = 20
 """Columns a missing-column message lists (a wide table's names are bounded)."""
 SNIFF_BYTES = 4096
+DATA_ROOT_ENV = "CAMPAIGN_DATA_ROOT"
 
 
 class DataError(ValueError):
@@ -45,6 +47,15 @@ def infer_format(path: str, explicit: str | None = None) -> str:
     return fmt
 
 
+def local_path(path: str) -> Path:
+    """A local dataset path; a relative one is read from $CAMPAIGN_DATA_ROOT (the trainer image sets
+    it to where it ships the examples' data), else from the working directory. Embedded runs anchor
+    relative paths at the manifest's directory before any trial starts."""
+    local = Path(path.removeprefix("file://"))
+    root = os.environ.get(DATA_ROOT_ENV)
+    return Path(root) / local if root and not local.is_absolute() else local
+
+
 def read_bytes(path: str, endpoint_url: str | None = None) -> bytes:
     """The file's bytes; a missing file (local or S3) is a DataError naming it."""
     if path.startswith("s3://"):
@@ -58,9 +69,9 @@ def read_bytes(path: str, endpoint_url: str | None = None) -> bytes:
             if code in ("NoSuchKey", "404", "NoSuchBucket"):
                 raise DataError(f"data file {path} does not exist ({code})") from None
             raise
-    local = Path(path.removeprefix("file://"))
+    local = local_path(path)
     if not local.exists():
-        raise DataError(f"data file {path} does not exist (looked in {Path.cwd()})")
+        raise DataError(f"data file {path} does not exist (looked for {local})")
     if not local.is_file():
         raise DataError(f"data file {path} is not a file")
     return local.read_bytes()
@@ -108,7 +119,44 @@ def load_table(path: str, fmt: str | None = None, endpoint_url: str | None = Non
 
 
 def load_dataset_table(dataset: Mapping[str, Any]) -> pd.DataFrame:
-    return load_table(str(dataset["path"]), dataset.get("format"))
+    df = load_table(str(dataset["path"]), dataset.get("format"))
+    rows = dataset.get("rows")
+    return in_range(df, rows) if rows else df
+
+
+def in_range(df: pd.DataFrame, rows: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows whose `rows.column` lies in [start, end], compared in the column's type (ISO dates
+    as text compare in time order). The range column is not a feature."""
+    name = str(rows["column"])
+    if name not in df.columns:
+        raise DataError(
+            f"data file {_source(df)} has no column {name!r} (dataset.rows.column;"
+            f" its columns: {_shown(list(df.columns))})"
+        )
+    values = df[name]
+    keep = pd.Series(True, index=df.index)
+    for bound, op in (("start", values.__ge__), ("end", values.__le__)):
+        if rows.get(bound) is not None:
+            keep &= op(_typed(rows[bound], values, bound))
+    out = df[keep.to_numpy()].reset_index(drop=True)
+    out.attrs = {**df.attrs, "not_features": [*df.attrs.get("not_features", []), name]}
+    if out.empty:
+        where = f"[{rows.get('start') or '...'}, {rows.get('end') or '...'}]"
+        raise DataError(f"data file {_source(df)} has no rows with {name} in {where} (dataset.rows)")
+    return out
+
+
+def _typed(bound: Any, values: pd.Series, field: str) -> Any:
+    try:
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return pd.Timestamp(bound)
+        if pd.api.types.is_numeric_dtype(values):
+            return float(bound)
+    except ValueError:
+        raise DataError(
+            f"dataset.rows.{field}: {bound!r} is not a {values.dtype} value of column {values.name!r}"
+        ) from None
+    return str(bound)
 
 
 def _shown(columns: Sequence[Any]) -> str:
@@ -127,7 +175,8 @@ def feature_columns(df: pd.DataFrame, exclude: Sequence[str], features: Sequence
                 f" (dataset.features; its columns: {_shown(list(df.columns))})"
             )
         return list(features)
-    cols = [c for c in df.columns if c not in exclude and pd.api.types.is_numeric_dtype(df[c])]
+    skip = {*exclude, *df.attrs.get("not_features", [])}
+    cols = [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])]
     if not cols:
         raise DataError(
             f"data file {_source(df)} has no numeric feature column besides {', '.join(exclude)}"
