@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -38,7 +38,7 @@ from campaign_operator.report.live import Snapshot
 
 from . import progress
 from .fit import processes
-from .store import Store
+from .store import INTERRUPTED, Store
 
 TERMINAL = (CampaignState.SUCCEEDED, CampaignState.FAILED)
 
@@ -249,6 +249,8 @@ class Runner:
                 return RunResult(self.status)
             if self._stop.is_set():
                 self._event("Normal", "RunnerInterrupted", "runner stopped; run again to resume")
+                # The screen kept after Ctrl-C: its Running trials are saved to resume, not running.
+                self.display.update(replace(self.snapshot(), runner=INTERRUPTED, runner_alive=False))
                 return RunResult(self.status, interrupted=True)
             if idle and requeue is None and self.status.state == CampaignState.SUSPENDED:
                 return RunResult(self.status)

@@ -409,12 +409,15 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO offsets (path, offset) VALUES (?, ?)", (path, offset))
 
 
+INTERRUPTED = "no runner (run `campaign run` again to resume)"
+
+
 def runner_note(store: Store, terminal: bool) -> str:
     """Who runs the campaign now, as the status views say it."""
     lease = store.lease()
     if lease is not None and lease.alive:
         return f"runner pid {lease.pid}"
-    return "finished" if terminal else "no runner (run `campaign run` again to resume)"
+    return "finished" if terminal else INTERRUPTED
 
 
 def lock_state_dir(state_dir: Path) -> int:

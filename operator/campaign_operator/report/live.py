@@ -287,7 +287,7 @@ def headline(snap: Snapshot) -> str:
     if s.current_phase:
         parts.append(f"phase {s.current_phase}")
     parts.append(f"elapsed {duration(elapsed)}")
-    if not snap.finished:
+    if not snap.finished and snap.runner_alive:
         parts.append(f"ETA {duration(campaign_remaining(snap))}")
     if snap.runner:
         parts.append(snap.runner)
@@ -425,11 +425,11 @@ def _phase_table(snap: Snapshot, wide: bool, width: int) -> Table:
                 gauge(th, 10 if wide else 5),
                 _gate_cell(snap, p),
                 *([best_label(snap, p, 64)] if wide else []),
-                eta(p, snap.now, snap.trials),
+                eta(p, snap.now, snap.trials) if snap.runner_alive else "—",
             ]
         )
     done, planned = campaign_totals(snap)
-    left = "" if snap.finished else duration(campaign_remaining(snap))
+    left = "" if snap.finished else duration(campaign_remaining(snap) if snap.runner_alive else None)
     rows.append(
         [
             Text("campaign", style="bold"),
@@ -495,7 +495,9 @@ def _short(name: str) -> str:
 
 
 def _running_table(snap: Snapshot, running: Sequence[Trial], wide: bool, width: int) -> Table:
-    table = Table(title="running", title_justify="left", box=None, pad_edge=False, header_style="bold")
+    # Without a runner the trials still marked Running are saved mid-attempt: the next run resumes them.
+    title = "running" if snap.runner_alive else "interrupted (resumed by the next run)"
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
     cols = (
         ("Phase", "Parameters", "Trial", "Try", "Epoch", "Left", "Latest")
         if wide

@@ -212,3 +212,21 @@ def test_the_last_screen_stays_after_close() -> None:
     sink.close()  # what Ctrl-C ends with: the runner stops, then the display closes
     tail = out.getvalue().split("\x1b[2K")[-8:]
     assert any("symbol=RELIANCE" in x for x in tail) and sink.live.is_started is False
+
+
+def test_the_screen_kept_after_ctrl_c_shows_interrupted_trials_without_an_eta() -> None:
+    from dataclasses import replace
+
+    from campaign_operator.embedded.store import INTERRUPTED
+
+    snap = replace(running_campaign(), runner=INTERRUPTED, runner_alive=False)  # the runner's last update
+    out = io.StringIO()
+    Console(file=out, width=200, force_terminal=True, color_system=None).print(display.render(snap))
+    lines = out.getvalue().splitlines()
+    titles = [x.strip() for x in lines]
+    assert "interrupted (resumed by the next run)" in titles and "running" not in titles, lines
+    etas = [x for x in lines if x.startswith(("teacher", "campaign ")) and x.endswith("s")]
+    assert not etas, lines
+    assert any("symbol=RELIANCE" in x for x in lines)  # the interrupted trial, by its parameters
+    (headline,) = [x for x in lines if x.startswith("campaign nifty")]
+    assert "ETA" not in headline and "campaign run` again to resume" in headline, headline
