@@ -18,27 +18,12 @@ from pathlib import Path
 
 from campaign_operator.api.campaign import Phase, TrainingCampaign
 from campaign_operator.api.common import Resources
+from campaign_operator.api.quantity import gibibytes, quantity_bytes
 
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 MIXED_PRECISIONS = ("bf16-mixed", "16-mixed")
 CPU_PRECISION = "32-true"
 """What a mixed-precision trial uses once its GPU is gone: the trainer's own choice on CPU (`auto`),
 where mixed precision buys little and 16-mixed is unsupported."""
-
-
-def quantity_bytes(quantity: str) -> int:
-    """A Kubernetes memory quantity (the API's pattern: 4Gi, 512M, 1000) in bytes."""
-    m = _QUANTITY.match(quantity)
-    if m is None:
-        raise ValueError(f"not a memory quantity: {quantity!r} (e.g. 4Gi)")
-    return int(float(m.group(1)) * _UNITS[m.group(2) or ""])
-
-
-def gibibytes(n: int) -> str:
-    """Bytes as a whole-Gi quantity, rounded down (at least 1Gi): what a scaled-down request gets."""
-    return f"{max(1, n // 2**30)}Gi"
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,20 @@ def start_local_executor(
     backoff_s: Sequence[float] = BACKOFF_S,
     on_retry: Callable[[int, str, float], None] = lambda attempt, cause, wait: None,
 ) -> LocalExecutor:
-    """A LocalExecutor on a Ray started with exactly `machine`'s CPUs and GPUs (what the campaign
-    was fitted to). Retries `attempts` times, calling `on_retry(attempt, cause, wait)` before each
-    wait; RayStartFailed with every cause when none worked."""
+    """A LocalExecutor on a Ray started with exactly `machine`'s CPUs, GPUs and memory (what the
+    campaign was fitted to: a trial fitted to the machine's memory is schedulable). Retries
+    `attempts` times, calling `on_retry(attempt, cause, wait)` before each wait; RayStartFailed
+    with every cause when none worked."""
     causes: list[str] = []
     for attempt in range(1, attempts + 1):
         try:
-            return LocalExecutor(state_dir, num_cpus=machine.cpu, num_gpus=machine.gpu, start_attempts=1)
+            return LocalExecutor(
+                state_dir,
+                num_cpus=machine.cpu,
+                num_gpus=machine.gpu,
+                memory_bytes=machine.memory_bytes,
+                start_attempts=1,
+            )
         except Exception as e:  # Ray's own start-up errors are bare Exceptions
             causes.append(one_line(e))
             _clean_up_failed_start()

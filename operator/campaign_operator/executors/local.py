@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from campaign_operator.api.quantity import quantity_bytes
 from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.lifecycle.outcomes import executor_error, unschedulable
 from campaign_operator.lifecycle.wire import append_line, progress_path, start_line
@@ -49,11 +50,15 @@ def run_attempt(
 
 
 def init_ray(
-    num_cpus: float | None = None, num_gpus: float | None = None, attempts: int = RAY_START_ATTEMPTS
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    attempts: int = RAY_START_ATTEMPTS,
+    memory_bytes: int | None = None,
 ) -> None:
     """A private local Ray: never attaches to another cluster, no dashboard, quiet. Its processes
     share this process's fate, also when it is SIGKILLed (see executors/fate.py). Tried `attempts`
-    times at once (the embedded runner tries once per call and spaces its own tries out)."""
+    times at once (the embedded runner tries once per call and spaces its own tries out).
+    `memory_bytes`: Ray's schedulable memory (default: ~70% of what is free when it starts)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Under `uv run`, Ray would start every worker through `uv run` in an uploaded copy of the
@@ -68,6 +73,8 @@ def init_ray(
     kwargs: dict[str, Any] = {}
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
+    if memory_bytes is not None:
+        kwargs["_memory"] = memory_bytes
     # Every process Ray starts inherits the tag (the raylet passes it on to its agents and
     # workers); the watchdog kills the tagged ones when this process is gone. SPT_NOENV: Ray's
     # process titles must not overwrite that environment in /proc (Ray sets it for workers too).
@@ -125,12 +132,13 @@ class LocalExecutor:
         num_cpus: float | None = None,
         num_gpus: float | None = None,
         start_attempts: int = RAY_START_ATTEMPTS,
+        memory_bytes: int | None = None,
     ):
         import ray
 
         self.state_dir = Path(state_dir).resolve()
         self._owns_ray = not ray.is_initialized()
-        init_ray(num_cpus, num_gpus, start_attempts)
+        init_ray(num_cpus, num_gpus, start_attempts, memory_bytes)
         self._remote = ray.remote(max_retries=0)(run_attempt)
         self._inflight: dict[str, _InFlight] = {}
         self._done: list[Completion] = []
@@ -142,16 +150,21 @@ class LocalExecutor:
         if current is not None and current.attempt == attempt:
             return ExecutorRef(kind=KIND, name=job, attempt=attempt)
         res = trial.spec.resources
+        memory = quantity_bytes(res.memory) if res.memory else 0
         missing = [
             f"{k}={need:g} (this machine has {self.resources.get(k, 0):g})"
             for k, need in (("CPU", res.cpu), ("GPU", res.gpu))
             if need > self.resources.get(k, 0)
         ]
+        if memory > self.resources.get("memory", 0):
+            have = self.resources.get("memory", 0) / 2**30
+            missing.append(f"memory={res.memory} (Ray here schedules {have:.1f} GiB)")
         if missing:
             # Ray would queue it forever; say so instead.
             self._done.append(Completion(trial.name, attempt, None, unschedulable(job, missing)))
             return ExecutorRef(kind=KIND, name=job, attempt=attempt)
-        ref = self._remote.options(num_cpus=res.cpu, num_gpus=res.gpu, name=job).remote(
+        # memory: Ray schedules by it (so two 8Gi trials don't share 12 GiB); it enforces nothing.
+        ref = self._remote.options(num_cpus=res.cpu, num_gpus=res.gpu, memory=memory, name=job).remote(
             trial.to_wire(),
             attempt,
             resume,

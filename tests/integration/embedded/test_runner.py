@@ -120,3 +120,33 @@ def test_fail_fast_stops_the_running_trials(tmp_path: Path) -> None:
     assert trials[0.01].status.state == TrialState.STOPPED and trials[0.01].status.reason == "Cancelled"
     assert trials[0.01].status.epoch < 200  # really stopped, not run to the end
     assert trials[0.02].status.state == TrialState.STOPPED  # never started: cancelled while pending
+
+
+def _attempt_window(state: Path, trial: str) -> tuple[str, str]:
+    import json
+
+    lines = [json.loads(x) for x in (state / "trials" / trial / "attempt-1.jsonl").read_text().splitlines()]
+    return lines[0]["time"], lines[-1]["time"]  # the start line, the outcome line
+
+
+def test_memory_requests_are_scheduled_by_ray(tmp_path: Path) -> None:
+    """Two trials that each ask 60% of Ray's memory run one after the other although two may run
+    in parallel and CPUs are free; one that asks more than Ray has is Unschedulable, with numbers."""
+    import ray
+
+    have = ray.cluster_resources()["memory"]
+    each = f"{int(have * 0.6) // 2**20}Mi"
+    c = campaign({"sweep": {"seeds": {"count": 2}}}, resources={"cpu": 0.5, "memory": each})
+    result, store = run(c, tmp_path / "fits")
+    assert result.status.state == CampaignState.SUCCEEDED
+    (a_start, a_end), (b_start, b_end) = sorted(
+        _attempt_window(tmp_path / "fits", t.name) for t in store.trials()
+    )
+    assert a_end <= b_start, "the second trial waited for the first one's memory"
+
+    too_big = f"{int(have * 2) // 2**20}Mi"
+    c = campaign({"failurePolicy": {"retries": 0}}, resources={"cpu": 0.5, "memory": too_big})
+    result, store = run(c, tmp_path / "too-big")
+    (trial,) = store.trials()
+    assert trial.status.state == TrialState.FAILED and trial.status.reason == "Unschedulable"
+    assert f"memory={too_big} (Ray here schedules" in (trial.status.message or ""), trial.status.message

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from campaign_operator.api.campaign import TrainingCampaign
-from campaign_operator.embedded.fit import Machine, fit, quantity_bytes, this_machine
+from campaign_operator.api.quantity import quantity_bytes
+from campaign_operator.embedded.fit import Machine, fit, this_machine
 from campaign_operator.embedded.runner import default_parallelism
 from campaign_operator.planner.admission import load_campaign
 from campaign_operator.planner.trials import build_trial, phase_trials
