@@ -684,3 +684,58 @@ def test_checkpoints_go_to_s3_with_credentials_by_reference(
     # The secret's value never appears in what the operator created.
     assert all("not-logged-anywhere" not in json.dumps(j) for j in recorder.rayjobs.values())
     assert all("not-logged-anywhere" not in json.dumps(p["spec"]) for p in recorder.pods.values())
+
+
+def test_teacher_student_smoke_on_s3_hands_each_student_its_teachers_outputs_across_pods(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder, s3_on_node: str
+) -> None:
+    """Seed 002 as shipped, run as the manifest-level smoke test (spec.scaleDown) on the CPU node,
+    with storage on S3: LightGBM teachers read their symbol's file from the trainer image and
+    publish their outputs to S3; each student, in another pod, reads its own teacher's outputs."""
+    cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "nifty-s3",
+        "-n",
+        ns,
+        "--from-literal=AWS_ACCESS_KEY_ID=campaign",
+        "--from-literal=AWS_SECRET_ACCESS_KEY=not-logged-anywhere",
+    )
+    manifest = fit_to_node(example("teacher-student.yaml"))
+    spec = manifest["spec"]
+    spec.pop("nodePools")  # the rig's GPU pool is tested on its own; the seed's T4 pool is not here
+    for phase in spec["phases"]:
+        phase.pop("nodePool")
+    spec["scaleDown"] = {"smoke": True}
+    spec["storage"] = {"s3": {"uri": "s3://ckpt/ts", "endpoint": s3_on_node, "credentialsSecret": "nifty-s3"}}
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "nifty100-ts", 1200)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    assert c["status"]["run"] == "smoke"
+    assert {name: (n["succeeded"], n["skipped"], n["failed"]) for name, n in counts(c).items()} == {
+        "teacher": (1, 1, 0),
+        "student": (1, 1, 0),
+    }
+    trials = kube.trials(ns, "nifty100-ts")
+    by_point = {(t["spec"]["phase"], json.dumps(t["spec"]["sweepPoint"], sort_keys=True)): t for t in trials}
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_on_node,
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+    )
+    ran = [t for t in trials if t["status"]["state"] == "Succeeded"]
+    (teacher,) = [t for t in ran if t["spec"]["phase"] == "teacher"]
+    student = by_point[("student", json.dumps(teacher["spec"]["sweepPoint"], sort_keys=True))]
+    outputs = teacher["status"]["outputs"]
+    assert outputs.startswith(f"s3://ckpt/ts/nifty100-ts/{teacher['metadata']['name']}"), outputs
+    assert student["spec"]["inputs"] == {"teacher": outputs}
+    assert student["status"]["state"] == "Succeeded", student["status"]
+    prefix = outputs.removeprefix("s3://ckpt/").rstrip("/") + "/"
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket="ckpt", Prefix=prefix).get("Contents", [])}
+    assert prefix + "predictions.parquet" in keys and prefix + "outputs.json" in keys, keys
+    assert teacher["spec"]["task"] == "gbm" and student["spec"]["task"] == "regression"
+    assert_trained_in_pods(kube, ns, "nifty100-ts", recorder, images)
+    assert all("not-logged-anywhere" not in json.dumps(p["spec"]) for p in recorder.pods.values())
