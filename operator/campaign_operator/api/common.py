@@ -10,8 +10,8 @@ from pydantic import Field
 
 from .base import CAMEL_CASE, DNS_LABEL, USER_REASON, ApiModel, CelRule, ConditionMessage
 
-BUILTIN_TASKS = ("regression", "gbm", "cql", "sequence")
-TASK_PATTERN = r"^(regression|gbm|cql|sequence|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$"
+BUILTIN_TASKS = ("regression", "gbm", "cql", "sequence", "objective")
+TASK_PATTERN = r"^(regression|gbm|cql|sequence|objective|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$"
 
 EPOCH_METRICS = ("loss", "val_loss", "lr", "samples_per_sec", "epoch_time_s")
 """What the trainer reports every epoch of every built-in task: the training and validation loss,
@@ -27,6 +27,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     ),
     "cql": (*EPOCH_METRICS, "q_mean", "q_std", "win_rate", "roi", "bet_rate"),
     "sequence": (*EPOCH_METRICS, "action_loss", "price_loss", "accuracy", "param_count"),
+    "objective": EPOCH_METRICS,  # a test function's value as val_loss (benchmarks, tests)
 }
 """Metric names each built-in task reports (campaign_trainer.tasks), so a manifest's metric names
 (objective, stop rules, early stopping, gates) can be checked without importing the trainer and

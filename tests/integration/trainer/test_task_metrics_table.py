@@ -22,6 +22,7 @@ TINY: dict[str, dict[str, Any]] = {
         "parameters": {"seed": 1, "d_model": 8, "layers": 1, "heads": 2, "seq_len": 8},
         "dataset": {"synthetic": {"samples": 256}},
     },
+    "objective": {"parameters": {"seed": 1, "function": "branin", "x1": 0.0, "x2": 5.0}},
 }
 
 
