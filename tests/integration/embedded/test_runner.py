@@ -139,9 +139,7 @@ def test_memory_requests_are_scheduled_by_ray(tmp_path: Path) -> None:
     c = campaign({"sweep": {"seeds": {"count": 2}}}, resources={"cpu": 0.5, "memory": each})
     result, store = run(c, tmp_path / "fits")
     assert result.status.state == CampaignState.SUCCEEDED
-    (a_start, a_end), (b_start, b_end) = sorted(
-        _attempt_window(tmp_path / "fits", t.name) for t in store.trials()
-    )
+    (_, a_end), (b_start, _) = sorted(_attempt_window(tmp_path / "fits", t.name) for t in store.trials())
     assert a_end <= b_start, "the second trial waited for the first one's memory"
 
     too_big = f"{int(have * 2) // 2**20}Mi"
