@@ -214,6 +214,37 @@ class PhaseInput(ApiModel):
     fromPhase matches each trial of this phase."""
 
 
+class EarlyTerminationAlgorithm(StrEnum):
+    ASHA = "asha"
+    MEDIAN = "median"
+
+
+class EarlyTermination(ApiModel):
+    """Stop a phase's unpromising trials early, judged against the phase's other trials (Ray Tune's
+    ASHAScheduler / MedianStoppingRule, Katib's medianstop). The planner decides from the trials'
+    reported histories; a stopped trial ends Stopped/EarlyTerminated: not a failure, and never the
+    phase's best trial."""
+
+    algorithm: EarlyTerminationAlgorithm
+    """asha: at rungs minEpochs * reductionFactor^k (below the trial's epochs) a trial continues only
+    while its metric at its latest rung is within the top 1/reductionFactor of the trials that reached
+    that rung. median: after minEpochs, a trial whose best value so far is worse than the median of the
+    other trials' running averages up to the same epoch stops."""
+    metric: MetricName | None = None
+    """Metric judged; default: the phase's objective metric."""
+    mode: Mode | None = None
+    """min or max; default: the phase's objective mode."""
+    min_epochs: int = Field(1, ge=1, le=1_000_000)
+    """asha: the first rung; median: the grace period (no trial is stopped at or before it). Must be
+    below the phase's epochs."""
+    reduction_factor: int = Field(3, ge=2, le=100)
+    """asha: rungs are reductionFactor apart and about 1/reductionFactor of the trials pass each."""
+    min_trials: int = Field(3, ge=1, le=100_000)
+    """Other trials that must have reached the rung (asha) or epoch (median) before a trial can be
+    stopped there; with fewer it continues. Ray Tune's min_samples_required is 3; its ASHA has no such
+    minimum (1 matches it)."""
+
+
 class Phase(ApiModel):
     """A stage of the campaign: a sweep of trials with its own priority, policy and gate."""
 
@@ -283,6 +314,8 @@ class Phase(ApiModel):
     """Stop rules added to the template's for this phase."""
     early_stopping: EarlyStopping | None = None
     """Overrides the template's early stopping."""
+    early_termination: EarlyTermination | None = None
+    """Stop trials that compare badly with the phase's other trials (asha or median)."""
     gate: Gate | None = None
     """Must hold over the phase's results for it to succeed."""
     inputs: list[PhaseInput] = Field(default_factory=list, max_length=8)

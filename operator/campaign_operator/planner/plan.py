@@ -27,10 +27,11 @@ from campaign_operator.api.campaign import (
 from campaign_operator.api.common import ConditionStatus, Mode, StopAction, TrialState
 from campaign_operator.api.trial import Trial, TrialStatus
 from campaign_operator.lifecycle.outcomes import DATA_ERROR, INPUT_MISSING, NON_FINITE_LOSS
+from campaign_operator.lifecycle.stoprules import StopDecision
 from campaign_operator.lifecycle.stoprules import evaluate as evaluate_stop_rules
 from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE
 
-from . import accounting
+from . import accounting, early_termination
 from .actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
 from .conditions import set_condition
 from .expressions import ExpressionError, compile_expression
@@ -189,6 +190,19 @@ class _Planner:
         status.promoted = promoted
         return self._active(index, phase, status, promoted)
 
+    def _early_terminated(self, phase: Phase, points: list[SweepPoint]) -> dict[str, StopDecision]:
+        """The phase's Running trials its earlyTermination stops now, judged against its observed trials
+        (a trial's own stop rules, evaluated first, take precedence)."""
+        policy = phase.early_termination
+        if policy is None:
+            return {}
+        name = self.campaign.metadata.name
+        observed = [self.observed.get(trial_name(name, phase.name, p.params)) for p in points]
+        trials = [t for t in observed if t is not None]
+        if not any(t.status.state == TrialState.RUNNING for t in trials):
+            return {}
+        return early_termination.decide(policy, phase_objective(self.campaign, phase), trials)
+
     def _ended(self, status: PhaseStatus, state: PhaseState, reason: str, message: str) -> PhaseStatus:
         status.state, status.reason, status.message = state, reason, message
         status.completion_time = status.completion_time or self.now
@@ -210,6 +224,7 @@ class _Planner:
             points = _points(self.campaign, index, phase, promoted)
         except ExpressionError as e:
             return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
+        terminated = self._early_terminated(phase, points)
         for point in points:
             trial = self.observed.get(trial_name(name, phase.name, point.params))
             try:
@@ -241,7 +256,7 @@ class _Planner:
             if state == TrialState.RUNNING:
                 decision = evaluate_stop_rules(
                     trial.spec.stop_rules, trial.spec.early_stopping, trial.status.history
-                )
+                ) or terminated.get(trial.name)
                 if decision is not None:
                     self.work.actions.append(
                         FinishTrial(trial.name, decision.state, decision.reason, decision.message, True)

@@ -11,8 +11,9 @@ operator (through `plan()`, before the first Trial is created) judge a manifest 
   or metric is named with what exists, comparisons of a number with a string and int/double
   arithmetic are reported; `skipWhen` is then evaluated over every trial's parameters;
 - stop rules: finite thresholds;
-- metric names (objective, promotion, stop rules, early stopping, gates) against what a built-in
-  task reports (`TASK_METRICS`); for a user task a name no built-in task reports is a warning;
+- early termination: `minEpochs` below the phase's epochs;
+- metric names (objective, promotion, stop rules, early stopping and termination, gates) against
+  what a built-in task reports (`TASK_METRICS`); for a user task a name no built-in task reports is a warning;
 - promotion: `fromPhase.keys` that no trial of the source phase has;
 - dataset templates (`data/{symbol.name}.parquet`): well formed, naming parameters the phase's
   trials have, resolving to a value over every planned trial;
@@ -259,6 +260,21 @@ class _Checker:
             if phase.early_stopping is not None:
                 self._min_delta(f"{where}.earlyStopping.minDelta", phase.early_stopping.min_delta)
                 self.metric(f"{where}.earlyStopping.metric", task, phase.early_stopping.metric)
+            if phase.early_termination is not None:
+                self.early_termination(f"{where}.earlyTermination", phase, task)
+
+    def early_termination(self, where: str, phase: Phase, task: str) -> None:
+        policy = phase.early_termination
+        assert policy is not None
+        if policy.metric is not None:
+            self.metric(f"{where}.metric", task, policy.metric)
+        epochs = phase.epochs or self.spec.template.epochs
+        if policy.min_epochs >= epochs:
+            self.report.add(
+                f"{where}.minEpochs",
+                f"must be below the phase's epochs ({epochs}), got {policy.min_epochs}: no trial would"
+                " ever be judged; lower minEpochs or raise epochs",
+            )
 
     def _min_delta(self, where: str, value: float) -> None:
         if not math.isfinite(value):
