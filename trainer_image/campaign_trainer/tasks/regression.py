@@ -63,11 +63,15 @@ class RegressionModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x, y, *day = batch  # a day column only with group_column (whole-day batches)
-        pred = self(x).float()
-        loss = self.loss_fn(pred, y, day[0] if day else None)
+        loss = self.fit_loss(self(x).float(), y, day[0] if day else None)
+        self.log("loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def fit_loss(self, pred: torch.Tensor, y: torch.Tensor, day: torch.Tensor | None = None) -> torch.Tensor:
+        """One batch's training loss (also computed per member, under vmap, by campaign_trainer.ensemble)."""
+        loss = self.loss_fn(pred, y, day)
         if self.variance_lambda > 0:
             loss = loss + self.variance_lambda * variance_penalty(pred, y)
-        self.log("loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
     def on_validation_epoch_start(self) -> None:
