@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from campaign_operator.api.common import Comparison, StopRule
+from campaign_operator.api.common import Comparison, StopRule, TrialState
 from campaign_trainer.ensemble import Member, SeedEnsemble
 from campaign_trainer.harness import train_fn
+from campaign_trainer.stoprules import StopDecision
 from campaign_trainer.tasks.base import TaskConfig
 
 from .conftest import RecordingReporter, trial
@@ -133,6 +134,21 @@ def test_a_stop_rule_stops_members_alone() -> None:
         else:
             assert member.decision is None and untimed(member) == untimed(reference)
     assert sum(m.decision is None for m in members) == 2
+
+
+def test_a_decide_hook_stops_one_member_and_reports_reach_each_member() -> None:
+    def decide(member: Member) -> StopDecision | None:
+        if member.seed == 3 and member.epoch == 1:
+            return StopDecision(TrialState.STOPPED, "Enough", "seed 3 is enough at epoch 1", 1)
+        return None
+
+    reported: list[tuple[int, int]] = []
+    ensemble = SeedEnsemble(config(), SEEDS, decide=decide, report=lambda s, e, m: reported.append((s, e)))
+    members = ensemble.fit()
+    assert [m.epoch for m in members] == [3, 3, 1] and ensemble.active == [True, True, False]
+    assert members[2].outcome_fields(EPOCHS) == ("Stopped", "Enough", "seed 3 is enough at epoch 1")
+    assert members[0].outcome_fields(EPOCHS) == ("Succeeded", "Completed", "trained 3 of 3 epochs")
+    assert sorted(reported) == sorted((m.seed, h["epoch"]) for m in members for h in m.history)
 
 
 def test_same_seeds_same_results() -> None:
