@@ -627,15 +627,20 @@ def s3_on_node() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://{NODE_IP}:{port}"
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
-    )
+    client = s3_client(endpoint)
     try:
         wait_for(lambda: _bucket_created(client), 30, "moto_server on the node IP")
         yield endpoint
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def s3_client(endpoint: str) -> Any:
+    """A client of the moto server (which takes any credentials)."""
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
 
 
 def _bucket_created(client: Any) -> bool:
@@ -672,13 +677,7 @@ def test_checkpoints_go_to_s3_with_credentials_by_reference(
     (t,) = kube.trials(ns, "to-s3")
     uri = t["status"]["checkpoint"]
     assert uri.startswith(f"s3://ckpt/runs/to-s3/{t['metadata']['name']}"), uri
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_on_node,
-        region_name="us-east-1",
-        aws_access_key_id="k",
-        aws_secret_access_key="s",
-    )
+    client = s3_client(s3_on_node)
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="ckpt", Prefix="runs/to-s3/").get("Contents", [])]
     assert keys, "the trainer in the pod wrote its checkpoints to S3"
     # The secret's value never appears in what the operator created.
@@ -719,13 +718,7 @@ def test_teacher_student_smoke_on_s3_hands_each_student_its_teachers_outputs_acr
     }
     trials = kube.trials(ns, "nifty100-ts")
     by_point = {(t["spec"]["phase"], json.dumps(t["spec"]["sweepPoint"], sort_keys=True)): t for t in trials}
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_on_node,
-        region_name="us-east-1",
-        aws_access_key_id="k",
-        aws_secret_access_key="s",
-    )
+    client = s3_client(s3_on_node)
     ran = [t for t in trials if t["status"]["state"] == "Succeeded"]
     (teacher,) = [t for t in ran if t["spec"]["phase"] == "teacher"]
     student = by_point[("student", json.dumps(teacher["spec"]["sweepPoint"], sort_keys=True))]
