@@ -58,4 +58,6 @@ def read_campaign(store: Store) -> CampaignData:
     except ValueError as e:
         problem = f"holds a manifest this campaign cannot read ({' '.join(str(e).split())[:200]})"
         raise StateCorrupt(store.path, problem, readonly=store.readonly) from None
-    return CampaignData(campaign, store.status() or TrainingCampaignStatus(), store.trials())
+    status = store.status() or TrainingCampaignStatus()
+    terminal = status.state in (CampaignState.SUCCEEDED, CampaignState.FAILED)
+    return CampaignData(campaign, status, store.trials(), None if terminal else runner_note(store, terminal))

@@ -520,7 +520,9 @@ def _banner(campaign: TrainingCampaign) -> str:
     return f'<p class="banner" id="scale-down">{escape(text)}</p>' if text else ""
 
 
-def _summary(campaign: TrainingCampaign, status: TrainingCampaignStatus, trials: Sequence[Trial]) -> str:
+def _summary(
+    campaign: TrainingCampaign, status: TrainingCampaignStatus, trials: Sequence[Trial], runner: str | None
+) -> str:
     took = (
         (status.completion_time - status.start_time).total_seconds()
         if status.completion_time and status.start_time
@@ -529,6 +531,7 @@ def _summary(campaign: TrainingCampaign, status: TrainingCampaignStatus, trials:
     counts = Counter(t.status.state.value for t in trials)
     items = [
         ("State", f"{status.state.value}: {status.message or ''}"),
+        *([("Runner", runner)] if runner else []),
         ("Trials", ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"),
         ("Started", status.start_time.isoformat(timespec="seconds") if status.start_time else "—"),
         ("Duration", duration(took)),
@@ -927,7 +930,7 @@ def build_report(data: CampaignData, generated: datetime | None = None) -> str:
         f"<h1>Campaign {name}</h1>",
         _banner(campaign),
         f"<p>Report generated {escape(when)}.</p>",
-        _summary(campaign, status, trials),
+        _summary(campaign, status, trials, data.runner),
         _phases(campaign, status, trials),
         *(
             _phase_section(campaign, p, statuses.get(p.name), by_phase.get(p.name, []), best.get(p.name))

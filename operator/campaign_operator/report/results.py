@@ -29,6 +29,8 @@ class CampaignData:
     campaign: TrainingCampaign
     status: TrainingCampaignStatus
     trials: list[Trial]
+    runner: str | None = None
+    """Who runs it where the source tells (a state dir: e.g. that no runner holds an unfinished run)."""
 
     @property
     def run(self) -> RunKind:

@@ -137,3 +137,17 @@ def test_line_end_labels_move_apart_in_order() -> None:
 @pytest.mark.parametrize(("last", "step"), [(2, 1), (8, 1), (9, 2), (40, 5), (2000, 500)])
 def test_epoch_ticks_are_integers(last: int, step: int) -> None:
     assert html.epoch_step(last) == step
+
+
+def test_an_unfinished_run_that_no_runner_holds_says_so(page: str) -> None:
+    from dataclasses import replace
+
+    from campaign_operator.api.campaign import CampaignState
+    from campaign_operator.embedded.store import INTERRUPTED
+
+    data = finished_campaign()
+    stopped = replace(
+        data, status=data.status.model_copy(update={"state": CampaignState.RUNNING}), runner=INTERRUPTED
+    )
+    assert f"<dt>Runner</dt><dd>{INTERRUPTED}</dd>" in html.build_report(stopped)
+    assert "<dt>Runner</dt>" not in page  # a finished run (no runner note)
