@@ -3,8 +3,8 @@ first epoch line, and where that time goes (issue 12's target: <= 15 s on a 2-co
 
 Each run is a fresh process with its own local Ray and a fresh state dir, as a user's first
 `campaign run`. The stages, from the runner's progress file and its output:
-  launch -> start line: Ray start-up, the task's worker process and its imports (the trainer,
-                        torch, Lightning);
+  launch -> start line: Ray start-up, the task's worker process and its import of the trainer's
+                        harness (torch, Lightning, Ray Train), after which the worker writes it;
   start line -> first epoch: Ray Train's set-up for the trial, the task's data and model, one epoch;
 and launch -> exit for the whole (small) campaign. Prints medians over --repeat runs.
 
