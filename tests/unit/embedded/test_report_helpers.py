@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from campaign_operator.api.campaign import TrainingCampaign, TrainingCampaignStatus
 from campaign_operator.api.common import Mode, TrialState
 from campaign_operator.embedded.runner import default_parallelism, with_parallelism
 from campaign_operator.report import html
+from campaign_operator.report.results import CampaignData
 
 from .helpers import finished
 
@@ -67,6 +66,5 @@ def test_default_parallelism_from_cpus_and_trial_requests() -> None:
 
 
 def test_report_of_an_empty_campaign_renders() -> None:
-    data = SimpleNamespace(campaign=_campaign(), status=TrainingCampaignStatus(), trials=[])
-    page = html.build_report(data)
+    page = html.build_report(CampaignData(_campaign(), TrainingCampaignStatus(), []))
     assert page.startswith("<!DOCTYPE html>") and 'id="timeline"' in page and "No trial has run yet" in page
