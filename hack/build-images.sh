@@ -37,10 +37,12 @@ HOST_CA="${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}"
 KEEP_ARCHIVES=2
 
 # The base: Debian 12 minbase with Debian's Python 3.11 and what the pods need (KubeRay starts them
-# with `bash -lc` and probes them with wget; ps; useradd). No docs but copyrights, no man pages,
-# no locales; mmdebstrap drops apt's lists and caches itself.
+# with `bash -lc` and probes them with wget; ps; useradd; libgomp1: LightGBM's wheel links the
+# system's OpenMP runtime, which torch's wheel does not provide under that name). No docs but
+# copyrights, no man pages, no locales; mmdebstrap drops apt's lists and caches itself.
 BASE_SUITE=bookworm
-BASE_PACKAGES=(python3 python3.11 python3-venv python3.11-venv bash wget ca-certificates procps passwd adduser)
+BASE_PACKAGES=(python3 python3.11 python3-venv python3.11-venv bash wget ca-certificates procps passwd adduser
+  libgomp1)
 BASE_MMDEBSTRAP=(--variant=minbase --format=tar
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'

@@ -173,6 +173,22 @@ def test_trainer_login_shell_as_kuberay_starts_it_finds_the_venv_and_wget() -> N
     ]
 
 
+def test_every_built_in_task_loads_in_the_trainer_image() -> None:
+    """Each task's own libraries load as the ray user, system libraries included (LightGBM needs the
+    system's libgomp.so.1, which a minimal base lacks and torch's wheel does not provide by that name)."""
+    build("trainer")
+    script = (
+        "from campaign_operator.api.common import BUILTIN_TASKS; "
+        "from campaign_trainer.tasks import resolve_task; "
+        "import lightgbm; "
+        "print('loaded', *sorted(t for t in BUILTIN_TASKS if resolve_task(t)))"
+    )
+    out = run_in("trainer", "/bin/bash", "-lc", "--", f'python -c "{script}"')
+    from campaign_operator.api.common import BUILTIN_TASKS
+
+    assert out.split()[-len(BUILTIN_TASKS) - 1 :] == ["loaded", *sorted(BUILTIN_TASKS)], out
+
+
 def test_ray_head_starts_in_the_trainer_image_and_runs_a_task() -> None:
     build("trainer")
     script = (
