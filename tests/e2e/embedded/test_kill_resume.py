@@ -143,7 +143,7 @@ def test_sigkill_mid_campaign_then_resume(tmp_path: Path) -> None:
             # Resumed from its checkpoint (one per epoch): training continued after the last epoch
             # reported before the kill instead of starting over, and at most the epoch in flight at
             # the kill was trained twice. (A trial launched just before the kill has none yet.)
-            cut = lines.index(begun[1])
+            cut = lines.index(begun[len(first)])  # the resumed runner's start line
             before = [x["epoch"] for x in lines[:cut] if x["type"] == "epoch"]
             after = [x["epoch"] for x in lines[cut:] if x["type"] == "epoch"]
             assert after and after[0] >= (before[-1] if before else 1), (name, epochs)
