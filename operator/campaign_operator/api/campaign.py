@@ -41,7 +41,7 @@ class TrialTemplate(ApiModel):
     image: str | None = None
     """Trainer image (cluster mode). Default: the operator's configured trainer image."""
     task: str = Field(pattern=TASK_PATTERN)
-    """Built-in task (regression, gbm, cql, sequence) or a user task `package.module:callable`."""
+    """Built-in task (regression, gbm, cql, sequence, objective) or a user task `package.module:callable`."""
     dataset: DatasetSpec | None = None
     """Training data; default: the task's synthetic generator."""
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
