@@ -59,7 +59,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from campaign_operator.api.common import EarlyStopping, StopRule, TrialState
 from campaign_operator.lifecycle.outcomes import NON_FINITE_LOSS
-from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE, is_better, metrics_unavailable
+from campaign_operator.lifecycle.transitions import (
+    is_better,
+    training_verdict,
+)
 from campaign_trainer import metrics as task_metrics
 from campaign_trainer import stoprules
 from campaign_trainer.tasks.base import ArrayDataModule, TaskConfig, make_optimizer
@@ -92,17 +95,9 @@ class Member:
 
     def outcome_fields(self, epochs: int, objective_metric: str = "val_loss") -> tuple[str, str, str]:
         """(state, reason, message) as ``harness._outcome`` makes them."""
-        d = self.decision
-        if d is None and self.best is None:
-            last = self.history[-1]["metrics"] if self.history else {}
-            return (
-                TrialState.FAILED,
-                METRICS_UNAVAILABLE,
-                metrics_unavailable(objective_metric, self.epoch, last),
-            )
-        if d is not None:
-            return d.state, d.reason, d.message
-        return "Succeeded", "Completed", f"trained {self.epoch} of {epochs} epochs"
+        last = self.history[-1]["metrics"] if self.history else {}
+        d = training_verdict(self.decision, self.best is not None, self.epoch, epochs, last, objective_metric)
+        return d.state, d.reason, d.message
 
 
 class _RowIndices(Dataset[int]):

@@ -34,10 +34,9 @@ from campaign_operator.api.common import TrialState
 from campaign_operator.lifecycle.bounds import watched_metrics
 from campaign_operator.lifecycle.outcomes import DATA_ERROR, INPUT_MISSING, NON_FINITE_LOSS, point_label
 from campaign_operator.lifecycle.transitions import (
-    METRICS_UNAVAILABLE,
     OUTPUTS_USABLE,
     is_better,
-    metrics_unavailable,
+    training_verdict,
 )
 from campaign_trainer import artifacts, checkpoints, stoprules
 from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
@@ -360,15 +359,19 @@ def _callback_state(path: str) -> dict[str, Any] | None:
 
 def _outcome(cfg: TrialConfig, cb: CampaignCallback, resumed_from: int | None) -> Outcome:
     last: dict[str, Any] = cb.history[-1] if cb.history else {"epoch": 0, "metrics": {}}
-    d = cb.decision
-    if d is None and cb.best is None:  # trained, but the objective never had a finite value
-        message = metrics_unavailable(cfg.objective_metric, int(last["epoch"]), last["metrics"])
-        d = stoprules.StopDecision(TrialState.FAILED, METRICS_UNAVAILABLE, message, int(last["epoch"]))
+    d = training_verdict(
+        cb.decision,
+        cb.best is not None,
+        int(last["epoch"]),
+        cfg.epochs,
+        last["metrics"],
+        cfg.objective_metric,
+    )
     return Outcome(
         trial=cfg.name,
-        state=d.state if d else "Succeeded",
-        reason=d.reason if d else "Completed",
-        message=d.message if d else f"trained {last['epoch']} of {cfg.epochs} epochs",
+        state=d.state,
+        reason=d.reason,
+        message=d.message,
         epoch=int(last["epoch"]),
         metrics=dict(last["metrics"]),
         best=cb.best,

@@ -20,6 +20,7 @@ from campaign_operator.api.trial import BestEpoch, ExecutorRef, TrialStatus
 
 from .bounds import bounded, dropped_warning, fit, select_metrics, warned
 from .outcomes import JobOutcome
+from .stoprules import StopDecision
 from .wire import finite_metrics
 
 OUTPUTS_USABLE = (TrialState.SUCCEEDED, TrialState.STOPPED)
@@ -189,6 +190,25 @@ def metrics_unavailable(metric: str, epochs: int, reported: Mapping[str, Any] | 
         f" metric {metric}; {said}: check spec.objective.metric against the metrics the task logs",
         MESSAGE_BUDGET,
     )
+
+
+def training_verdict(
+    decision: StopDecision | None,
+    objective_reported: bool,
+    epoch: int,
+    epochs: int,
+    last_metrics: Mapping[str, Any],
+    objective_metric: str,
+) -> StopDecision:
+    """How a training that ran to its end (or to a stop decision) ends: the decision when one was
+    taken; else Failed/MetricsUnavailable when the objective never had a finite value; else
+    Succeeded/Completed. The trainer's harness and its seed ensembles both judge by this."""
+    if decision is not None:
+        return decision
+    if not objective_reported:
+        message = metrics_unavailable(objective_metric, epoch, last_metrics)
+        return StopDecision(TrialState.FAILED, METRICS_UNAVAILABLE, message, epoch)
+    return StopDecision(TrialState.SUCCEEDED, COMPLETED, f"trained {epoch} of {epochs} epochs", epoch)
 
 
 def job_ended(status: TrialStatus, outcome: JobOutcome, now: datetime) -> TrialStatus:
