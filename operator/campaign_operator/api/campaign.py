@@ -30,6 +30,9 @@ BEST_METRICS_LIMIT = 16
 metrics the campaign's gates and `when`s name, then by name. Gates and `when` still read every
 metric the best Trial's status holds; the rest is in that Trial (kubectl get trial NAME -o yaml)."""
 
+FRONT_LIMIT = 16
+"""Most trials status.phases[].front lists of a multi-objective phase's Pareto front."""
+
 # The values of one sweep dimension. Bounded so the apiserver can cost the CRD's CEL rules.
 Values = Annotated[list[Any], Field(min_length=1, max_length=10_000)]
 PhaseName = Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
@@ -161,6 +164,11 @@ class Promotion(ApiModel):
     """min or max; default: that phase's objective mode."""
     keys: list[str] | None = None
     """Parameters to take; default: all of the best trial's parameters except its seed."""
+    weights: dict[MetricName, Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1, max_length=4)
+    """Multi-objective source phase only: promote the front trial with the highest weighted sum of
+    its objectives, each first rescaled over the front to 0 (the front's worst value) .. 1 (its best),
+    so min and max objectives and their units compare; objectives not named weigh 0. Exclusive with
+    metric, which instead promotes the front's best by that one objective."""
 
 
 class SkipRule(ApiModel):
@@ -269,6 +277,17 @@ class Phase(ApiModel):
             "inputs[].fromPhase: must also be listed in dependsOn",
             ".inputs",
         ),
+        CelRule(
+            "!has(self.objective) || !has(self.objectives)",
+            "objectives: set either objective (one metric) or objectives (a Pareto front), not both",
+            ".objectives",
+        ),
+        CelRule(
+            "!has(self.objectives)"
+            " || self.objectives.all(o, self.objectives.exists_one(p, p.metric == o.metric))",
+            "objectives: each metric may appear only once",
+            ".objectives",
+        ),
     )
 
     name: str = Field(pattern=DNS_LABEL, max_length=40)
@@ -310,6 +329,10 @@ class Phase(ApiModel):
     """Failure threshold, retries and fail-fast."""
     objective: Objective | None = None
     """Ranking metric for this phase; default: spec.objective."""
+    objectives: list[Objective] | None = Field(None, min_length=2, max_length=4)
+    """Several metrics to trade off (instead of objective): the phase's result is its Pareto front
+    (status.phases[].front), the Succeeded trials no other trial beats on every objective. Each
+    trial's best epoch is chosen by the first objective; its best is the front's best by it."""
     stop_rules: list[StopRule] = Field(default_factory=list, max_length=32)
     """Stop rules added to the template's for this phase."""
     early_stopping: EarlyStopping | None = None
@@ -607,6 +630,15 @@ class BestTrial(ApiModel):
     )
 
 
+class FrontTrial(ApiModel):
+    """A trial on a multi-objective phase's Pareto front."""
+
+    trial: str
+    """Name of the Trial."""
+    values: dict[str, float] = Field(default_factory=dict, json_schema_extra={"maxProperties": 4})
+    """Its objectives' values at its best epoch, by metric."""
+
+
 class PhaseStatus(ApiModel):
     """Where one phase stands."""
 
@@ -627,7 +659,13 @@ class PhaseStatus(ApiModel):
     gate: GateStatus | None = None
     """The gate's outcome, once the phase's trials have all finished."""
     best: BestTrial | None = None
-    """The best Succeeded trial by the phase's objective."""
+    """The best Succeeded trial by the phase's objective (multi-objective: the front's best by the
+    first objective)."""
+    front: list[FrontTrial] | None = Field(None, max_length=FRONT_LIMIT)
+    """Multi-objective phase: its Pareto front, ordered by the first objective (best first); over
+    16 trials, 16 spread evenly along this order, both ends kept. Gates read all of it."""
+    front_size: int | None = None
+    """How many trials the whole front has."""
     promoted: dict[str, Any] | None = None
     """Parameters promoted from fromPhase."""
     start_time: datetime | None = None

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from campaign_operator.api.campaign import (
+    BestTrial,
     CampaignState,
     GateStatus,
     Phase,
     PhaseState,
     PhaseStatus,
+    Promotion,
     RunKind,
     TrainingCampaign,
     TrainingCampaignStatus,
@@ -31,7 +33,7 @@ from campaign_operator.lifecycle.stoprules import StopDecision
 from campaign_operator.lifecycle.stoprules import evaluate as evaluate_stop_rules
 from campaign_operator.lifecycle.transitions import METRICS_UNAVAILABLE
 
-from . import accounting, early_termination
+from . import accounting, early_termination, pareto
 from .actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
 from .conditions import set_condition
 from .expressions import ExpressionError, compile_expression
@@ -96,12 +98,10 @@ def _promoted(
     if promo is None:
         return None, None
     source = next(p for p in campaign.spec.phases if p.name == promo.phase)
-    objective = phase_objective(campaign, source)
-    metric = promo.metric or objective.metric
-    mode = promo.mode or objective.mode
-    best = best_trial(trials_by_phase.get(promo.phase, []), metric, mode)
-    if best is None:
-        return None, f"phase {promo.phase} has no Succeeded trial reporting {metric} to promote"
+    chosen = _promotion_source(campaign, source, promo, trials_by_phase.get(promo.phase, []))
+    if isinstance(chosen, str):
+        return None, chosen
+    best = chosen
     seed_params = {"seed"} | (
         {source.sweep.seeds.parameter} if source.sweep and source.sweep.seeds else set()
     )
@@ -111,6 +111,26 @@ def _promoted(
             return None, f"fromPhase.keys {missing} are not parameters of {best.trial}"
         return {k: best.parameters[k] for k in promo.keys}, None
     return {k: v for k, v in best.parameters.items() if k not in seed_params}, None
+
+
+def _promotion_source(
+    campaign: TrainingCampaign, source: Phase, promo: Promotion, trials: list[Trial]
+) -> BestTrial | str:
+    """The trial fromPhase takes parameters from (as a BestTrial), or why there is none. From a
+    multi-objective phase: a front trial, by the declared rule (pareto.promoted_point)."""
+    if source.objectives:
+        point = pareto.promoted_point(trials, source.objectives, promo.metric, promo.weights)
+        if point is None:
+            metrics = ", ".join(o.metric for o in source.objectives)
+            return f"phase {promo.phase} has no Succeeded trial with finite {metrics} to promote"
+        first = source.objectives[0].metric
+        return BestTrial(
+            trial=point.name, metric=first, value=point.values[0], parameters=point.trial.spec.parameters
+        )
+    objective = phase_objective(campaign, source)
+    metric = promo.metric or objective.metric
+    best = best_trial(trials, metric, promo.mode or objective.mode)
+    return best or f"phase {promo.phase} has no Succeeded trial reporting {metric} to promote"
 
 
 def _points(
@@ -287,7 +307,12 @@ class _Planner:
         status.counts = counts
         status.failure_rate = accounting.failure_rate(counts.failed, counts.total, counts.skipped)
         objective = phase_objective(self.campaign, phase)
-        status.best = best_trial(trials, objective.metric, objective.mode, expression_metrics(self.campaign))
+        ranked: list[Trial] = trials
+        if phase.objectives:
+            front = pareto.pareto_front(trials, phase.objectives)
+            status.front, status.front_size = pareto.bounded_front(front, phase.objectives), len(front)
+            ranked = [p.trial for p in front]  # the best by the first objective is then a front trial
+        status.best = best_trial(ranked, objective.metric, objective.mode, expression_metrics(self.campaign))
         status.start_time = status.start_time or self.now
         status.state = PhaseState.RUNNING
         sampled = f" (a sample of the plan's {len(expand(phase))})" if self.run != RunKind.FULL else ""
@@ -315,8 +340,8 @@ class _Planner:
 
     def _gate(self, index: int, phase: Phase, status: PhaseStatus, trials: list[Trial]) -> PhaseStatus:
         assert phase.gate is not None
-        view = phase_view(status, trials)
-        values = gate_values(view, status.best)
+        view = phase_view(status, trials, pareto.phase_front_view(phase, trials))
+        values = gate_values(view, status.best, status.front)
         gate = GateStatus(expression=phase.gate.expression, values=values)
         status.gate = gate
         expr = compile_expression(f"spec.phases[{index}].gate.expression", phase.gate.expression)
@@ -585,7 +610,8 @@ def plan(campaign: TrainingCampaign, trials: Sequence[Trial], now: datetime) -> 
         result = planner.phase(index, phase)
         planner.results[phase.name] = result
         if result.state.is_terminal or result.state == PhaseState.RUNNING:
-            planner.views[phase.name] = phase_view(result, planner.trials_by_phase.get(phase.name, []))
+            trials = planner.trials_by_phase.get(phase.name, [])
+            planner.views[phase.name] = phase_view(result, trials, pareto.phase_front_view(phase, trials))
     planner.launches()
     status = planner.status()
     waits = planner.work.wait_seconds

@@ -51,6 +51,7 @@ from .expressions import (
 )
 from .inputs import index_by, match_key, shown
 from .naming import trial_name
+from .pareto import objectives_problems, promotion_problems
 from .sweeps import count_points, expand, raw_points
 from .templates import DatasetTemplateError, Template, TemplateError, dataset_fields, parse
 from .trials import dataset_field, merged_parameters, phase_trials, skip_reason, trial_dataset
@@ -120,7 +121,10 @@ def _view(campaign: TrainingCampaign, phase: Phase, parameters: Collection[str] 
     task = _task(campaign, phase)
     metrics = task_metrics(task)
     return phase_view_type(
-        metrics if metrics is not None else KNOWN_METRICS, _unknown_metric(task), parameters
+        metrics if metrics is not None else KNOWN_METRICS,
+        _unknown_metric(task),
+        parameters,
+        [o.metric for o in phase.objectives or ()],
     )
 
 
@@ -209,7 +213,9 @@ class _Checker:
         source = next((p for p in self.spec.phases if p.name == promo.phase), None)
         if source is None:
             return  # the CRD's rules (fromPhase in dependsOn, dependsOn earlier) say so
-        if promo.metric is not None:
+        for path, problem in promotion_problems(promo, source):
+            self.report.add(f"spec.phases[{i}].fromPhase.{path}", problem)
+        if promo.metric is not None and not source.objectives:
             self.metric(f"spec.phases[{i}].fromPhase.metric", _task(self.campaign, source), promo.metric)
         source_keys = self.parameters.get(promo.phase)
         if promo.keys is not None and source_keys is not None:
@@ -249,13 +255,18 @@ class _Checker:
             self._min_delta("spec.template.earlyStopping.minDelta", early.min_delta)
             for task in sorted({_task(self.campaign, p) for p in spec.phases if p.early_stopping is None}):
                 self.metric("spec.template.earlyStopping.metric", task, early.metric)
-        for task in sorted({_task(self.campaign, p) for p in spec.phases if p.objective is None}):
+        ranked_by_spec = [p for p in spec.phases if p.objective is None and not p.objectives]
+        for task in sorted({_task(self.campaign, p) for p in ranked_by_spec}):
             self.metric("spec.objective.metric", task, spec.objective.metric)
         for i, phase in enumerate(spec.phases):
             task = _task(self.campaign, phase)
             where = f"spec.phases[{i}]"
             if phase.objective is not None:
                 self.metric(f"{where}.objective.metric", task, phase.objective.metric)
+            for j, objective in enumerate(phase.objectives or ()):
+                self.metric(f"{where}.objectives[{j}].metric", task, objective.metric)
+            for path, problem in objectives_problems(phase):
+                self.report.add(f"{where}.{path}", problem)
             self.stop_rules(f"{where}.stopRules", phase.stop_rules, {task})
             if phase.early_stopping is not None:
                 self._min_delta(f"{where}.earlyStopping.minDelta", phase.early_stopping.min_delta)

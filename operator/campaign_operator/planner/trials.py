@@ -23,6 +23,10 @@ LABEL_PHASE = "phase"
 
 
 def phase_objective(campaign: TrainingCampaign, phase: Phase) -> Objective:
+    """The metric that picks each trial's best epoch and the phase's best trial: a multi-objective
+    phase's first objective (its others are read at that epoch)."""
+    if phase.objectives:
+        return phase.objectives[0]
     return phase.objective or campaign.spec.objective
 
 

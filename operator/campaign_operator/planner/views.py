@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from campaign_operator.api.campaign import BestTrial, PhaseStatus, TrainingCampaign
+from campaign_operator.api.campaign import BestTrial, FrontTrial, PhaseStatus, TrainingCampaign
 from campaign_operator.api.common import Mode, TrialState
 from campaign_operator.api.trial import Trial
 from campaign_operator.lifecycle.bounds import best_metrics
@@ -38,6 +38,7 @@ def expression_metrics(campaign: TrainingCampaign) -> tuple[str, ...]:
     ]
     names = [m.group(1) or m.group(3) for text in texts for m in _METRIC_REFERENCE.finditer(text)]
     names += [p.from_phase.metric for p in campaign.spec.phases if p.from_phase and p.from_phase.metric]
+    names += [o.metric for p in campaign.spec.phases for o in p.objectives or ()]
     return tuple(dict.fromkeys(n for n in names if n))
 
 
@@ -88,9 +89,12 @@ def metric_stats(trials: Iterable[Trial]) -> dict[str, dict[str, float]]:
     }
 
 
-def phase_view(status: PhaseStatus, trials: list[Trial]) -> dict[str, Any]:
+def phase_view(
+    status: PhaseStatus, trials: list[Trial], front: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What `phase` (gate) and `phases.<name>` (when) mean in CEL. `best.metrics` holds every metric
-    of the best Trial's best epoch, not the bounded copy in the campaign status."""
+    of the best Trial's best epoch, not the bounded copy in the campaign status; `front` (a
+    multi-objective phase's, pareto.front_view) is the whole front, not status.front."""
     c = status.counts
     view: dict[str, Any] = {
         "name": status.name,
@@ -111,6 +115,8 @@ def phase_view(status: PhaseStatus, trials: list[Trial]) -> dict[str, Any]:
             "metrics": {k: float(v) for k, v in _best_epoch_metrics(status.best, trials).items()},
             "parameters": status.best.parameters,
         }
+    if front is not None:
+        view["front"] = front
     return view
 
 
@@ -119,12 +125,16 @@ def _best_epoch_metrics(best: BestTrial, trials: list[Trial]) -> dict[str, float
     return final_metrics(trial) if trial is not None else best.metrics
 
 
-def gate_values(view: dict[str, Any], best: BestTrial | None) -> dict[str, Any]:
+def gate_values(
+    view: dict[str, Any], best: BestTrial | None, front: list[FrontTrial] | None = None
+) -> dict[str, Any]:
     """What a gate's status records of the view it was evaluated with: no per-metric statistics,
-    and the best trial's metrics as bounded as status.best's."""
+    the best trial's metrics as bounded as status.best's, the front as bounded as status.front."""
     values = {k: v for k, v in view.items() if k != "metrics"}
     if best is not None and "best" in values:
         values["best"] = {**values["best"], "metrics": dict(best.metrics)}
+    if front is not None and "front" in values:
+        values["front"] = [{"trial": t.trial, **t.values} for t in front]
     return values
 
 
@@ -135,11 +145,13 @@ def phase_view_type(
     metrics: Collection[str] | None = None,
     unknown_metric: UnknownKey | None = None,
     parameters: Collection[str] | None = None,
+    objectives: Sequence[str] = (),
 ) -> CelType:
     """The shape of `phase_view`'s result, for checking gates and `when` before anything runs.
 
     metrics: the metric names the phase's trials can report (None: any), with `unknown_metric`
-    wording the problem for another name; parameters: the parameter names of its trials.
+    wording the problem for another name; parameters: the parameter names of its trials;
+    objectives: a multi-objective phase's objective metrics (its view then has `front`).
     """
     stats = record({k: DOUBLE for k in STAT_FIELDS})
     best = record(
@@ -151,18 +163,43 @@ def phase_view_type(
             "parameters": map_of(DYN, parameters),
         }
     )
-    return record(
+    fields = {
+        "name": STRING,
+        "state": STRING,
+        "total": INT,
+        "succeeded": INT,
+        "failed": INT,
+        "stopped": INT,
+        "skipped": INT,
+        "failureRate": DOUBLE,
+        "metrics": map_of(stats, metrics, unknown_metric),
+        "best": best,
+    }
+    if objectives:
+        fields["front"] = CelType(
+            "list", values=front_entry_type(objectives, metrics, unknown_metric, parameters)
+        )
+    return record(fields, optional=("best",))
+
+
+FRONT_ENTRY_FIELDS = ("trial", "metrics", "parameters")
+"""What a front entry holds besides its objectives' values (so no objective may be named so)."""
+
+
+def front_entry_type(
+    objectives: Sequence[str],
+    metrics: Collection[str] | None,
+    unknown_metric: UnknownKey | None,
+    parameters: Collection[str] | None,
+) -> CelType:
+    """One entry of `phase.front`: the trial's name, each objective's value, all its metrics at its
+    best epoch and its parameters, e.g. `phase.front.exists(t, t.sharpe > 0.1 && t.drawdown < 0.2)`."""
+    entry = record(
         {
-            "name": STRING,
-            "state": STRING,
-            "total": INT,
-            "succeeded": INT,
-            "failed": INT,
-            "stopped": INT,
-            "skipped": INT,
-            "failureRate": DOUBLE,
-            "metrics": map_of(stats, metrics, unknown_metric),
-            "best": best,
-        },
-        optional=("best",),
+            "trial": STRING,
+            **{m: DOUBLE for m in objectives},
+            "metrics": map_of(DOUBLE, metrics, unknown_metric),
+            "parameters": map_of(DYN, parameters),
+        }
     )
+    return entry.named("phase.front[]")
