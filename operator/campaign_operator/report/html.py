@@ -5,9 +5,10 @@ well-kept library gives legends, hover with each line's parameters, integer tick
 not clipped, and parallel coordinates, which the hand-written SVG this replaced got wrong or lacked.
 
 Sections: summary (with the SMOKE/PARTIAL banner), phases (gates with the values they saw, promoted
-configurations), per phase its learning curves, failure rate against maxFailureRate, parameters
-against the objective and a "metrics at checkpoints" table (the quick-test report's; seed-sweep
-phases show mean ± std across seeds); metric distributions, best trials, failures, timeline.
+configurations), per phase its learning curves, failure rate against maxFailureRate, a multi-objective
+phase's Pareto front, parameters against the objective and a "metrics at checkpoints" table (the
+quick-test report's; seed-sweep phases show mean ± std across seeds); metric distributions, best
+trials, failures, timeline.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from campaign_operator.api.campaign import Phase, PhaseStatus, TrainingCampaign,
 from campaign_operator.api.common import Mode, TrialState
 from campaign_operator.api.trial import Trial
 from campaign_operator.lifecycle import outcomes
+from campaign_operator.planner.trials import phase_objective
 
+from .front import front_figure
 from .live import THRESHOLD_COLOR, scale_banner
 from .results import CampaignData, flatten, point_label, value_label
 
@@ -64,7 +67,7 @@ def is_ensemble(phase: Phase) -> bool:
 
 
 def objective_of(campaign: TrainingCampaign, phase: Phase) -> tuple[str, Mode]:
-    o = phase.objective or campaign.spec.objective
+    o = phase_objective(campaign, phase)  # a multi-objective phase's first objective
     return o.metric, o.mode
 
 
@@ -687,6 +690,9 @@ def _phase_section(
         for metric in metrics
     ]
     charts += rate
+    front = front_figure(phase, trials)
+    if front is not None:
+        charts.append(chart("front", phase.name, front))
     parallel = parallel_figure(phase, trials, objective, mode)
     if parallel is not None:
         charts.append(chart("parallel", phase.name, parallel))
