@@ -122,6 +122,32 @@ class RandomSweep(ApiModel):
     """Parameter name -> distribution."""
 
 
+class SearchAlgorithm(StrEnum):
+    TPE = "tpe"
+    CMAES = "cmaes"
+    RANDOM = "random"
+    QMC = "qmc"
+
+
+class SearchSweep(ApiModel):
+    """Adaptive search: `trials` trials over `space`, each suggested when a slot frees (the phase's
+    maxParallelTrials, else the campaign's, else 1 at a time) from the phase's trials observed then.
+    Trials are named by their index; once created, a trial never changes."""
+
+    algorithm: SearchAlgorithm = SearchAlgorithm.TPE
+    """tpe: Optuna's multivariate TPE, running trials told as constant liars; cmaes: CMA-ES by
+    generations (a generation starts once the previous one has finished); random: independent draws;
+    qmc: a scrambled Halton sequence (even coverage, no model)."""
+    trials: int = Field(ge=1, le=10_000)
+    """The trial budget: how many trials the search creates in all."""
+    seed: int = Field(0, ge=0)
+    """Seed of the sampler: the same observed trials give the same suggestion, in every process."""
+    space: dict[str, Distribution] = Field(min_length=1, max_length=64)
+    """Parameter name -> distribution (as in a random sweep)."""
+    startup_trials: int = Field(10, ge=1, le=10_000)
+    """tpe: trials drawn at random before the model is fitted."""
+
+
 class MatrixSweep(ApiModel):
     """A cartesian product of data dimensions (e.g. symbols x windows), with exclusions."""
 
@@ -137,8 +163,8 @@ class Sweep(ApiModel):
     """How a phase fans out into trials: exactly one kind."""
 
     exactly_one = ExactlyOne(
-        ("trials", "grid", "matrix", "seeds", "random"),
-        "set exactly one sweep kind: trials, grid, matrix, seeds or random",
+        ("trials", "grid", "matrix", "seeds", "random", "search"),
+        "set exactly one sweep kind: trials, grid, matrix, seeds, random or search",
     )
 
     trials: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=10_000)
@@ -151,6 +177,8 @@ class Sweep(ApiModel):
     """Seed ensemble."""
     random: RandomSweep | None = None
     """Random search."""
+    search: SearchSweep | None = None
+    """Adaptive search: trials suggested one slot at a time from the finished ones."""
 
 
 class Promotion(ApiModel):

@@ -51,7 +51,7 @@ def _print_phase(p: PhasePreview, console: Console) -> None:
         Text(f"phase {phase.name}", style="bold"),
         f" priority {phase.priority}"
         f"  dependsOn {', '.join(phase.depends_on) or '-'}"
-        f"  trials {len(p.trials)} ({p.skipped} skipped)"
+        f"  trials {p.planned} ({p.skipped} skipped)"
         f"  epochs {p.epochs}  maxFailureRate {phase.failure_policy.max_failure_rate:.0%}",
     )
     common, varying = _split(p)
@@ -67,6 +67,8 @@ def _print_phase(p: PhasePreview, console: Console) -> None:
                 f" unknown until it has run: {', '.join(src['keys']) or 'nothing'}",
             )
         )
+    if phase.sweep is not None and phase.sweep.search is not None:
+        facts.append(("search", _search_fact(p)))
     if phase.when:
         facts.append(("when", phase.when))
     if phase.gate:
@@ -90,7 +92,18 @@ def _print_phase(p: PhasePreview, console: Console) -> None:
     rest = len(p.trials) - FIRST_TRIALS
     if rest > 0:
         table.add_row(f"... and {rest} more", *[""] * (len(table.columns) - 1))
-    console.print(table)
+    if p.trials:
+        console.print(table)
+
+
+def _search_fact(p: PhasePreview) -> str:
+    assert p.phase.sweep is not None and p.phase.sweep.search is not None
+    search = p.phase.sweep.search
+    return (
+        f"{search.algorithm.value}, {p.searched} trials over {', '.join(sorted(search.space))} (seed"
+        f" {search.seed}); each suggested from the trials finished when a slot frees, so none is"
+        " known before the phase runs"
+    )
 
 
 def _print_text(preview: CampaignPreview, console: Console) -> None:

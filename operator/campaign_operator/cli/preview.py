@@ -18,7 +18,7 @@ from typing import Any
 from campaign_operator.api.campaign import Phase, TrainingCampaign
 from campaign_operator.api.validation import SpecError
 from campaign_operator.planner.expressions import ExpressionError
-from campaign_operator.planner.scaledown import run_kind, scaled_epochs
+from campaign_operator.planner.scaledown import run_kind, scaled_epochs, search_budget
 from campaign_operator.planner.trials import PlannedTrial, phase_objective, phase_trials
 
 FIRST_TRIALS = 5
@@ -38,9 +38,16 @@ class PhasePreview:
     promoted_from: dict[str, Any] | None = None
     """source phase, metric, mode and the promoted keys whose value is unknown at plan time."""
 
+    searched: int = 0
+    """Trials a search will create, one as each slot frees (none of them known before it runs)."""
+
     @property
     def skipped(self) -> int:
         return sum(1 for t in self.trials if t.skip is not None)
+
+    @property
+    def planned(self) -> int:
+        return len(self.trials) + self.searched
 
     def to_json(self, first: int = FIRST_TRIALS) -> dict[str, Any]:
         p = self.phase
@@ -48,7 +55,7 @@ class PhasePreview:
             "name": p.name,
             "priority": p.priority,
             "dependsOn": list(p.depends_on),
-            "trials": len(self.trials),
+            "trials": self.planned,
             "skipped": self.skipped,
             "epochs": self.epochs,
             "maxFailureRate": p.failure_policy.max_failure_rate,
@@ -60,6 +67,8 @@ class PhasePreview:
             out["gate"] = p.gate.expression
         if self.promoted_from is not None:
             out["promotedFrom"] = self.promoted_from
+        if p.sweep is not None and p.sweep.search is not None:
+            out["search"] = p.sweep.search.model_dump(mode="json", by_alias=True) | {"trials": self.searched}
         return out
 
 
@@ -77,7 +86,11 @@ class CampaignPreview:
 
     @property
     def total(self) -> int:
-        return sum(len(p.trials) for p in self.phases)
+        return sum(p.planned for p in self.phases)
+
+    @property
+    def searched(self) -> int:
+        return sum(p.searched for p in self.phases)
 
     @property
     def skipped(self) -> int:
@@ -139,7 +152,9 @@ def preview(campaign: TrainingCampaign) -> CampaignPreview:
             problems.append(f"{e} (skipWhen is evaluated over each trial's merged parameters, `params`)")
             trials = []
         epochs = scaled_epochs(phase.epochs or campaign.spec.template.epochs, campaign.spec.scale_down)
-        done[phase.name] = PhasePreview(index, phase, trials, epochs, summary)
+        search = phase.sweep.search if phase.sweep else None
+        searched = search_budget(search, campaign.spec.scale_down) if search else 0
+        done[phase.name] = PhasePreview(index, phase, trials, epochs, summary, searched)
     if problems:
         raise SpecError(problems)
     return CampaignPreview(campaign, list(done.values()))

@@ -47,7 +47,7 @@ def validate(file: str, strict: bool, cluster_only: bool) -> None:
         click.echo(
             f"OK {judged.label}: TrainingCampaign {p.campaign.metadata.name}:"
             f" {phases} phase{'s' if phases != 1 else ''}, {p.total} trial{'s' if p.total != 1 else ''}"
-            f" ({p.skipped} skipped)"
+            f" ({p.skipped} skipped{f', {p.searched} by search' if p.searched else ''})"
         )
         report_warnings(judged)
     if not ok or (strict and warned):

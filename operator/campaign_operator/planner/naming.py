@@ -44,7 +44,17 @@ def as_stored(value: Any) -> Any:
 
 
 def trial_name(campaign: str, phase: str, point: dict[str, Any]) -> str:
-    digest = hashlib.sha256(f"{campaign}\x00{phase}\x00{canonical_json(point)}".encode()).hexdigest()
+    return _named(campaign, phase, canonical_json(point))
+
+
+def search_trial_name(campaign: str, phase: str, index: int) -> str:
+    """A search's trial `index`: named by its place in the search, not by the parameters suggested
+    for it (which depend on what had finished when its slot freed)."""
+    return _named(campaign, phase, f"search:{index}")
+
+
+def _named(campaign: str, phase: str, identity: str) -> str:
+    digest = hashlib.sha256(f"{campaign}\x00{phase}\x00{identity}".encode()).hexdigest()
     prefix = _NOT_DNS.sub("-", f"{campaign}-{phase}".lower()).strip("-")
     if not prefix or not prefix[0].isalpha():
         prefix = f"t{prefix}"

@@ -38,11 +38,12 @@ from .actions import Action, CreateTrial, EmitEvent, FinishTrial, LaunchTrial
 from .conditions import set_condition
 from .expressions import ExpressionError, compile_expression
 from .inputs import InputMatcher
-from .naming import trial_name
-from .scaledown import run_kind
+from .naming import canonical_json, search_trial_name
+from .scaledown import run_kind, search_budget
+from .search import Observation, Outcome, observation, suggest
 from .semantics import problems_message, semantic_problems
 from .sweeps import SweepPoint, expand
-from .trials import TrialSetupError, decide_skip, new_trial, phase_objective, phase_trials
+from .trials import TrialSetupError, decide_skip, new_trial, phase_objective, phase_trials, point_name
 from .views import best_trial, expression_metrics, gate_values, phase_view
 
 NON_RETRYABLE_REASONS = frozenset(
@@ -210,6 +211,29 @@ class _Planner:
         status.promoted = promoted
         return self._active(index, phase, status, promoted)
 
+    def _searched(self, phase: Phase) -> list[SweepPoint]:
+        """A search phase's points: its trials created so far (by index), then a suggestion for each
+        slot free now (budget and parallelism allowing), from those trials as observed."""
+        assert phase.sweep is not None and phase.sweep.search is not None
+        search, name = phase.sweep.search, self.campaign.metadata.name
+        budget = search_budget(search, self.campaign.spec.scale_down)
+        created = {
+            i: t for i in range(budget) if (t := self.observed.get(search_trial_name(name, phase.name, i)))
+        }
+        objective = phase_objective(self.campaign, phase)
+        retries = phase.failure_policy.retries
+        history = [observation(i, t, objective.metric, _retryable(t, retries)) for i, t in created.items()]
+        points = [SweepPoint(o.index, o.params, canonical_json(o.params), searched=True) for o in history]
+        parallel = phase.max_parallel_trials or self.campaign.spec.max_parallel_trials or 1
+        slots = parallel - sum(o.outcome == Outcome.RUNNING for o in history)
+        for index in [i for i in range(budget) if i not in created][: max(slots, 0)]:
+            params = suggest(search, objective.mode, history, index)
+            if params is None:
+                break
+            history.append(Observation(index, params, Outcome.RUNNING))
+            points.append(SweepPoint(index, params, canonical_json(params), searched=True))
+        return points
+
     def _early_terminated(self, phase: Phase, points: list[SweepPoint]) -> dict[str, StopDecision]:
         """The phase's Running trials its earlyTermination stops now, judged against its observed trials
         (a trial's own stop rules, evaluated first, take precedence)."""
@@ -217,7 +241,7 @@ class _Planner:
         if policy is None:
             return {}
         name = self.campaign.metadata.name
-        observed = [self.observed.get(trial_name(name, phase.name, p.params)) for p in points]
+        observed = [self.observed.get(point_name(name, phase.name, p)) for p in points]
         trials = [t for t in observed if t is not None]
         if not any(t.status.state == TrialState.RUNNING for t in trials):
             return {}
@@ -241,12 +265,16 @@ class _Planner:
         first_action = len(self.work.actions)
         matcher = InputMatcher(phase, self.trials_by_phase) if phase.inputs else None
         try:
-            points = _points(self.campaign, index, phase, promoted)
+            points = (
+                self._searched(phase)
+                if phase.sweep is not None and phase.sweep.search is not None
+                else _points(self.campaign, index, phase, promoted)
+            )
         except ExpressionError as e:
             return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
         terminated = self._early_terminated(phase, points)
         for point in points:
-            trial = self.observed.get(trial_name(name, phase.name, point.params))
+            trial = self.observed.get(point_name(name, phase.name, point))
             try:
                 if trial is None:
                     trial = new_trial(self.campaign, index, point, promoted, matcher)
@@ -315,10 +343,9 @@ class _Planner:
         status.best = best_trial(ranked, objective.metric, objective.mode, expression_metrics(self.campaign))
         status.start_time = status.start_time or self.now
         status.state = PhaseState.RUNNING
-        sampled = f" (a sample of the plan's {len(expand(phase))})" if self.run != RunKind.FULL else ""
         status.reason, status.message = (
             "TrialsRunning",
-            f"{self._finished(counts)}/{counts.total} trials finished{sampled}",
+            f"{self._finished(counts)}/{counts.total} trials finished{self._of_plan(phase)}",
         )
 
         if accounting.exceeds(counts.failed, counts.total, counts.skipped, policy.max_failure_rate) and (
@@ -337,6 +364,15 @@ class _Planner:
         if phase.gate is not None:
             return self._gate(index, phase, status, trials)
         return self._ended(status, PhaseState.SUCCEEDED, "AllTrialsFinished", status.message or "")
+
+    def _of_plan(self, phase: Phase) -> str:
+        """What the phase's trial count is out of: a search's budget, a scaled-down run's plan."""
+        search = phase.sweep.search if phase.sweep else None
+        if search is not None:
+            budget = search_budget(search, self.campaign.spec.scale_down)
+            full = f", {search.trials} in the full plan" if budget < search.trials else ""
+            return f" (search: {budget} trials in all{full})"
+        return f" (a sample of the plan's {len(expand(phase))})" if self.run != RunKind.FULL else ""
 
     def _gate(self, index: int, phase: Phase, status: PhaseStatus, trials: list[Trial]) -> PhaseStatus:
         assert phase.gate is not None

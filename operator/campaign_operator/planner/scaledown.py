@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from campaign_operator.api.campaign import RunKind, ScaleDown
+from campaign_operator.api.campaign import RunKind, ScaleDown, SearchSweep
 
 SMOKE_TRIALS_PER_PHASE = 2
 SMOKE_MAX_EPOCHS = 2
@@ -67,6 +67,12 @@ def trials_per_phase(scale_down: ScaleDown | None) -> int | None:
     if scale_down.max_trials_per_phase is not None:
         return scale_down.max_trials_per_phase
     return SMOKE_TRIALS_PER_PHASE if scale_down.smoke else None
+
+
+def search_budget(search: SearchSweep, scale_down: ScaleDown | None) -> int:
+    """How many trials a search creates: its budget, at most the scaled-down run's per-phase limit."""
+    limit = trials_per_phase(scale_down)
+    return search.trials if limit is None else min(search.trials, limit)
 
 
 def scaled_epochs(epochs: int, scale_down: ScaleDown | None) -> int:

@@ -50,11 +50,10 @@ from .expressions import (
     names_list,
 )
 from .inputs import index_by, match_key, shown
-from .naming import trial_name
 from .pareto import objectives_problems, promotion_problems
-from .sweeps import count_points, expand, raw_points
+from .sweeps import count_points, raw_points, typical_points
 from .templates import DatasetTemplateError, Template, TemplateError, dataset_fields, parse
-from .trials import dataset_field, merged_parameters, phase_trials, skip_reason, trial_dataset
+from .trials import dataset_field, merged_parameters, phase_trials, point_name, skip_reason, trial_dataset
 from .views import phase_view_type
 
 KNOWN_METRICS = frozenset(m for names in TASK_METRICS.values() for m in names)
@@ -189,7 +188,7 @@ class _Checker:
             return None
         base = set(self.spec.template.hyperparameters) | set(phase.hyperparameters) | set(promoted or ())
         keys: set[str] = set()
-        for point in expand(phase):
+        for point in typical_points(phase):
             keys |= point.params.keys()
         return frozenset(base | keys)
 
@@ -363,7 +362,7 @@ class _Checker:
 
     def skips(self, i: int, phase: Phase) -> None:
         """skipWhen over every trial's merged parameters, as plan() will evaluate it."""
-        for point in expand(phase):
+        for point in typical_points(phase):
             params = merged_parameters(self.campaign, phase, None, point.params)
             try:
                 skip_reason(phase, i, params)
@@ -400,7 +399,7 @@ class _Checker:
         roots = {ref[0] for template in templates.values() for ref in template.references}
         if unknown or not roots or not expandable or self.uncertain(phase, roots):
             return
-        for point in expand(phase):
+        for point in typical_points(phase):
             try:
                 trial_dataset(
                     self.campaign, phase, merged_parameters(self.campaign, phase, None, point.params)
@@ -429,7 +428,7 @@ class _Checker:
         if phase.from_phase is None:
             return False
         promoted = self.promoted_keys(phase)
-        points = expand(phase)
+        points = typical_points(phase)
         return any(
             (promoted is None or key in promoted) and not all(key in p.params for p in points) for key in keys
         )
@@ -514,10 +513,10 @@ class _Checker:
             return [(t.name, t.parameters) for t in phase_trials(self.campaign, i)]
         return [
             (
-                trial_name(self.campaign.metadata.name, phase.name, p.params),
+                point_name(self.campaign.metadata.name, phase.name, p),
                 merged_parameters(self.campaign, phase, None, p.params),
             )
-            for p in expand(phase)
+            for p in typical_points(phase)
         ]
 
     @staticmethod

@@ -1,4 +1,7 @@
-"""Sweep expansion: a phase's sweep -> an ordered list of distinct parameter points."""
+"""Sweep expansion: a phase's sweep -> an ordered list of distinct parameter points.
+
+A search sweep has no points before it runs: plan() asks `planner.search` for each one as a slot
+frees. `typical_points` stands in for them where the manifest is checked before anything runs."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ class SweepPoint:
     index: int
     params: dict[str, Any]
     key: str
+    searched: bool = False
+    """Suggested by a search: its trial is named by index, not by parameters."""
 
 
 def _grid(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -57,6 +62,8 @@ def raw_points(sweep: Sweep | None) -> list[dict[str, Any]]:
     if sweep.seeds is not None:
         s = sweep.seeds
         return [{s.parameter: s.start + i} for i in range(s.count)]
+    if sweep.search is not None:
+        return []
     assert sweep.random is not None
     rng = random.Random(sweep.random.seed)
     names = sorted(sweep.random.space)
@@ -75,6 +82,8 @@ def count_points(sweep: Sweep | None) -> int:
         return sweep.seeds.count
     if sweep.random is not None:
         return sweep.random.samples
+    if sweep.search is not None:
+        return sweep.search.trials
     assert sweep.trials is not None
     return len(sweep.trials)
 
@@ -90,3 +99,19 @@ def expand(phase: Phase) -> list[SweepPoint]:
         seen.add(key)
         out.append(SweepPoint(len(out), params, key))
     return out
+
+
+PROBES = 8
+"""Draws of a search space that `typical_points` checks the manifest with."""
+
+
+def typical_points(phase: Phase) -> list[SweepPoint]:
+    """The phase's points; for a search, the first draws of its space at random (the same every
+    time): what validation evaluates skipWhen, dataset templates and inputs over."""
+    if phase.sweep is None or phase.sweep.search is None:
+        return expand(phase)
+    space = phase.sweep.search.space
+    rng = random.Random(phase.sweep.search.seed)
+    names = sorted(space)
+    draws = [{n: _draw(space[n], rng) for n in names} for _ in range(PROBES)]
+    return [SweepPoint(i, p, canonical_json(p), searched=True) for i, p in enumerate(draws)]

@@ -12,7 +12,7 @@ from campaign_operator.api.trial import Scheduling, Trial, TrialCheckpoint, Tria
 
 from .expressions import ExpressionError, compile_expression
 from .inputs import INPUT_AMBIGUOUS, InputDecision, InputError, InputMatcher
-from .naming import trial_name
+from .naming import search_trial_name, trial_name
 from .scaledown import sample, scaled_epochs, trials_per_phase
 from .sweeps import SweepPoint, expand
 from .templates import DatasetTemplateError, resolve_dataset
@@ -20,6 +20,13 @@ from .views import expression_metrics
 
 LABEL_CAMPAIGN = "campaign"
 LABEL_PHASE = "phase"
+
+
+def point_name(campaign: str, phase: str, point: SweepPoint) -> str:
+    """The name of the point's trial: by index for a search, by parameters otherwise."""
+    if point.searched:
+        return search_trial_name(campaign, phase, point.index)
+    return trial_name(campaign, phase, point.params)
 
 
 def phase_objective(campaign: TrainingCampaign, phase: Phase) -> Objective:
@@ -69,7 +76,7 @@ def build_trial(
     """Raises DatasetTemplateError when the dataset's references do not resolve over its parameters."""
     spec = campaign.spec
     template = spec.template
-    name = trial_name(campaign.metadata.name, phase.name, point.params)
+    name = point_name(campaign.metadata.name, phase.name, point)
     pool = next((p for p in spec.node_pools if p.name == phase.node_pool), None)
     parameters = merged_parameters(campaign, phase, promoted, point.params)
     return Trial(
@@ -135,7 +142,7 @@ def new_trial(
     try:
         trial = build_trial(campaign, phase, point, promoted, decision.inputs)
     except DatasetTemplateError as e:
-        name = trial_name(campaign.metadata.name, phase.name, point.params)
+        name = point_name(campaign.metadata.name, phase.name, point)
         where = f"{dataset_field(campaign, index)}.{e.field}"
         raise TrialSetupError("DatasetTemplateError", f"{where}: {e.problem} (in trial {name})") from None
     if skip is not None:
@@ -193,7 +200,7 @@ def phase_trials(
     out = []
     for point in expand(phase):
         params = merged_parameters(campaign, phase, promoted, point.params)
-        name = trial_name(campaign.metadata.name, phase.name, point.params)
+        name = point_name(campaign.metadata.name, phase.name, point)
         out.append(PlannedTrial(name, point, params, skip_reason(phase, index, params)))
     limit = trials_per_phase(campaign.spec.scale_down)
     if limit is None:

@@ -34,7 +34,7 @@ from campaign_operator.api.campaign import (
 from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
 from campaign_operator.planner import accounting
-from campaign_operator.planner.scaledown import describe, trials_per_phase
+from campaign_operator.planner.scaledown import describe, search_budget, trials_per_phase
 from campaign_operator.planner.sweeps import expand
 from campaign_operator.planner.trials import phase_trials
 
@@ -141,8 +141,10 @@ def planned_trials(campaign: TrainingCampaign) -> dict[str, int]:
     if key not in _PLANNED:
         out = {}
         for i, phase in enumerate(campaign.spec.phases):
+            search = phase.sweep.search if phase.sweep else None
             try:
-                out[phase.name] = len(phase_trials(campaign, i))
+                scale = campaign.spec.scale_down
+                out[phase.name] = search_budget(search, scale) if search else len(phase_trials(campaign, i))
             except ValueError:  # a skipWhen that needs promoted parameters: the count is the same
                 limit = trials_per_phase(campaign.spec.scale_down)
                 out[phase.name] = min(len(expand(phase)), limit or len(expand(phase)))
