@@ -32,6 +32,11 @@ def _value(v: Any) -> str:
 _MISSING = object()
 
 
+def _weights(weights: dict[str, float]) -> str:
+    """fromPhase.weights as the sum it ranks the source's front by (objectives rescaled over it)."""
+    return " + ".join(f"{w:g}*{m}" for m, w in weights.items()) + " (each rescaled over the front)"
+
+
 def _split(p: PhasePreview) -> tuple[dict[str, Any], list[str]]:
     """(parameters every trial of the phase shares, the keys whose values differ between trials)."""
     keys = list(dict.fromkeys(k for t in p.trials for k in t.parameters))
@@ -63,8 +68,12 @@ def _print_phase(p: PhasePreview, console: Console) -> None:
         facts.append(
             (
                 "promoted",
-                f"from the best {src['phase']} trial by {src['metric']} ({src['mode']});"
-                f" unknown until it has run: {', '.join(src['keys']) or 'nothing'}",
+                (
+                    f"from the {src['phase']} front trial of highest {_weights(src['weights'])};"
+                    if "weights" in src
+                    else f"from the best {src['phase']} trial by {src['metric']} ({src['mode']});"
+                )
+                + f" unknown until it has run: {', '.join(src['keys']) or 'nothing'}",
             )
         )
     if phase.sweep is not None and phase.sweep.search is not None:

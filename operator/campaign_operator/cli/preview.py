@@ -131,11 +131,14 @@ def _promotion(
         else:
             promoted[key] = promotion_marker(promo.phase)
             unknown.append(key)
+    # From a multi-objective phase: its front's best by one of its objectives, in that one's mode.
+    ranked = next((o for o in source.phase.objectives or () if o.metric == promo.metric), objective)
     summary = {
         "phase": promo.phase,
         "metric": promo.metric or objective.metric,
-        "mode": (promo.mode or objective.mode).value,
+        "mode": (promo.mode or ranked.mode).value,
         "keys": unknown,
+        **({"weights": promo.weights} if promo.weights else {}),
     }
     return promoted, summary
 
