@@ -58,6 +58,11 @@ def phases(status: TrainingCampaignStatus) -> dict[str, PhaseState]:
                 "robustness": PhaseState.SUCCEEDED,
             },
         ),
+        # seed 001 again, its exploration an adaptive search (TPE, ASHA) feeding the ensemble
+        (
+            "nba-deep-adaptive.yaml",
+            {"exploration": PhaseState.SUCCEEDED, "robustness": PhaseState.SUCCEEDED},
+        ),
         # seed 003: the shipped daily bars, the report's transformer
         ("quick-test-report.yaml", {"quick-test": PhaseState.SUCCEEDED}),
         # seed 004: cluster-sized requests (4 CPUs, a GPU) fitted to this machine, not retried
