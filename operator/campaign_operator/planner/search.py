@@ -53,25 +53,29 @@ class Observation:
     outcome: Outcome
     value: float | None = None
     """The objective: final for COMPLETE, the latest reported for PRUNED."""
+    values: tuple[float, ...] = ()
+    """COMPLETE in a phase of several objectives: each objective's final value, in their order."""
     curve: tuple[tuple[int, float], ...] = field(default=())
     """(epoch, objective) as reported, for PRUNED."""
 
 
-def observation(index: int, trial: Trial, metric: str, retrying: bool) -> Observation:
-    """What a search learns from one of its trials: a Succeeded trial's final objective, a Stopped
-    one's learning curve, that a Failed one failed (unless a retry will run it again: then, as a
-    Pending or Running one, only that its parameters are taken)."""
-    state, params = trial.status.state, trial.spec.sweep_point
+def observation(index: int, trial: Trial, metrics: Sequence[str], retrying: bool) -> Observation:
+    """What a search learns from one of its trials: a Succeeded trial's final objectives (`metrics`:
+    the phase's objective, or its objectives in order), a Stopped one's learning curve of the first,
+    that a Failed one failed (unless a retry will run it again: then, as a Pending or Running one,
+    only that its parameters are taken)."""
+    state, params, metric = trial.status.state, trial.spec.sweep_point, metrics[0]
     curve = tuple(
         (p.epoch, p.metrics[metric]) for p in trial.status.history if _finite(p.metrics.get(metric))
     )
     if state == TrialState.SUCCEEDED:
-        value = final_metrics(trial).get(metric)
-        if _finite(value):
-            return Observation(index, params, Outcome.COMPLETE, value)
+        final = final_metrics(trial)
+        values = tuple(final.get(m, math.nan) for m in metrics)
+        if all(math.isfinite(v) for v in values):
+            return Observation(index, params, Outcome.COMPLETE, values[0], values if len(values) > 1 else ())
         return Observation(index, params, Outcome.FAILED)
     if state == TrialState.STOPPED and curve:
-        return Observation(index, params, Outcome.PRUNED, curve[-1][1], curve)
+        return Observation(index, params, Outcome.PRUNED, curve[-1][1], curve=curve)
     if state == TrialState.SKIPPED:
         return Observation(index, params, Outcome.SKIPPED)
     if state in (TrialState.PENDING, TrialState.RUNNING) or retrying:
@@ -80,13 +84,16 @@ def observation(index: int, trial: Trial, metric: str, retrying: bool) -> Observ
 
 
 def suggest(
-    search: SearchSweep, mode: Mode, history: Sequence[Observation], index: int
+    search: SearchSweep, mode: Mode | Sequence[Mode], history: Sequence[Observation], index: int
 ) -> dict[str, Any] | None:
     """Parameters of trial `index`, distinct from every observed trial's; None when the search must
-    wait (cmaes: the previous generation is still running) or its space has no new point left."""
+    wait (cmaes: the previous generation is still running) or its space has no new point left.
+    `mode`: the objective's, or each objective's of a multi-objective phase (tpe searches for their
+    Pareto front; cmaes takes one objective only; random and qmc do not read results)."""
+    modes = (mode,) if isinstance(mode, Mode) else tuple(mode)
     taken = {canonical_json(o.params) for o in history}
     for retry in range(RETRIES):
-        params = _draw(search, mode, history, index, retry)
+        params = _draw(search, modes, history, index, retry)
         if params is None:
             return None
         if canonical_json(params) not in taken:
@@ -117,7 +124,7 @@ def _enumerated(space: dict[str, Distribution]) -> list[dict[str, Any]]:
 
 
 def _draw(
-    search: SearchSweep, mode: Mode, history: Sequence[Observation], index: int, retry: int
+    search: SearchSweep, modes: tuple[Mode, ...], history: Sequence[Observation], index: int, retry: int
 ) -> dict[str, Any] | None:
     seed = derived_seed(search.seed, index, retry)
     if search.algorithm == SearchAlgorithm.RANDOM or (retry > 0 and search.algorithm != SearchAlgorithm.QMC):
@@ -125,8 +132,8 @@ def _draw(
     if search.algorithm == SearchAlgorithm.QMC:
         return decode(search.space, halton(index + retry * search.trials, len(search.space), search.seed))
     if search.algorithm == SearchAlgorithm.CMAES:
-        return _cmaes(search, mode, history, index)
-    return _tpe(search, mode, history, seed)
+        return _cmaes(search, modes[0], history, index)
+    return _tpe(search, modes, history, seed)
 
 
 def derived_seed(*parts: int) -> int:
@@ -192,8 +199,13 @@ def halton(index: int, dims: int, seed: int) -> list[float]:
 
 
 # -- tpe (Optuna) ----------------------------------------------------------------------------------
-def _tpe(search: SearchSweep, mode: Mode, history: Sequence[Observation], seed: int) -> dict[str, Any]:
+def _tpe(
+    search: SearchSweep, modes: tuple[Mode, ...], history: Sequence[Observation], seed: int
+) -> dict[str, Any]:
+    """Optuna's TPE over the history (several objectives: its multi-objective TPE, which has no
+    pruned trials: a stopped trial counts as failed there)."""
     import optuna  # here: only a search phase pays for the import
+    from optuna.study import StudyDirection
     from optuna.trial import TrialState, create_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -201,22 +213,26 @@ def _tpe(search: SearchSweep, mode: Mode, history: Sequence[Observation], seed: 
     sampler = optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=search.startup_trials, multivariate=True, constant_liar=True
     )
-    study = optuna.create_study(direction="minimize" if mode == Mode.MIN else "maximize", sampler=sampler)
+    directions = [StudyDirection.MINIMIZE if m == Mode.MIN else StudyDirection.MAXIMIZE for m in modes]
+    study = optuna.create_study(directions=directions, sampler=sampler)
+    several = len(modes) > 1
     states = {
         Outcome.COMPLETE: TrialState.COMPLETE,
-        Outcome.PRUNED: TrialState.PRUNED,
+        Outcome.PRUNED: TrialState.FAIL if several else TrialState.PRUNED,
         Outcome.FAILED: TrialState.FAIL,
         Outcome.RUNNING: TrialState.RUNNING,
     }
     for o in sorted(history, key=lambda o: o.index):
         if o.outcome == Outcome.SKIPPED or (o.outcome == Outcome.COMPLETE and o.value is None):
             continue
+        complete = o.outcome == Outcome.COMPLETE
         study.add_trial(
             create_trial(
                 params=to_optuna(o.params),
                 distributions=dists,
-                value=o.value if o.outcome == Outcome.COMPLETE else None,
-                intermediate_values=dict(o.curve) if o.outcome == Outcome.PRUNED else None,
+                value=o.value if complete and not several else None,
+                values=list(o.values) if complete and several else None,
+                intermediate_values=dict(o.curve) if o.outcome == Outcome.PRUNED and not several else None,
                 state=states[o.outcome],
             )
         )

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from campaign_operator.api.base import MESSAGE_BUDGET, bounded
-from campaign_operator.api.campaign import Phase, TrainingCampaign
+from campaign_operator.api.campaign import Phase, SearchAlgorithm, TrainingCampaign
 from campaign_operator.api.common import TASK_METRICS, DatasetSpec, StopRule, task_metrics
 from campaign_operator.lifecycle.outcomes import point_label
 
@@ -272,6 +272,17 @@ class _Checker:
                 self.metric(f"{where}.earlyStopping.metric", task, phase.early_stopping.metric)
             if phase.early_termination is not None:
                 self.early_termination(f"{where}.earlyTermination", phase, task)
+            if phase.sweep is not None and phase.sweep.search is not None:
+                self.search(f"{where}.sweep.search", phase)
+
+    def search(self, where: str, phase: Phase) -> None:
+        assert phase.sweep is not None and phase.sweep.search is not None
+        if phase.objectives and phase.sweep.search.algorithm == SearchAlgorithm.CMAES:
+            self.report.add(
+                f"{where}.algorithm",
+                "cmaes minimises one objective and this phase has objectives (a Pareto front):"
+                " use algorithm tpe (multi-objective TPE), random or qmc, or give the phase one objective",
+            )
 
     def early_termination(self, where: str, phase: Phase, task: str) -> None:
         policy = phase.early_termination

@@ -284,3 +284,58 @@ def test_search_space_problems_name_the_field() -> None:
 
 def test_distribution_reuses_the_random_sweeps_forms() -> None:
     assert Distribution.model_validate({"intUniform": [1, 3]}).int_uniform == [1, 3]
+
+
+def test_a_multi_objective_search_is_told_every_objective_and_fills_its_front() -> None:
+    def two(trial: Any) -> tuple[TrialState, dict[str, float]]:
+        p = trial.spec.sweep_point
+        return TrialState.SUCCEEDED, {"val_loss": branin(p), "rmse": float(p["width"])}
+
+    c = campaign(
+        {
+            "phases": [
+                {
+                    "name": "explore",
+                    "maxParallelTrials": 2,
+                    "objectives": [
+                        {"metric": "val_loss", "mode": "min"},
+                        {"metric": "rmse", "mode": "min"},
+                    ],
+                    "sweep": {
+                        "search": dict(algorithm="tpe", trials=14, seed=1, startupTrials=4, space=SPACE)
+                    },
+                }
+            ]
+        }
+    )
+    world = World(c)
+    final = world.run(two, random.Random(2))
+    assert final.status.state.value == "Succeeded" and len(world.created) == 14
+    phase = final.status.phases[0]
+    assert phase.front and phase.front_size == len(phase.front) >= 1
+    history = []
+    for i, t in enumerate(world.trials.values()):
+        m = two(t)[1]
+        values = (m["val_loss"], m["rmse"])
+        history.append(Observation(i, t.spec.sweep_point, Outcome.COMPLETE, values[0], values))
+    s = search("tpe", trials=20, startup_trials=4)
+    assert suggest(s, [Mode.MIN, Mode.MIN], history, 14) == suggest(s, [Mode.MIN, Mode.MIN], history, 14)
+    assert suggest(s, [Mode.MIN, Mode.MIN], history, 14) != suggest(s, Mode.MIN, history, 14)
+
+
+def test_cmaes_refuses_several_objectives_naming_the_field() -> None:
+    c = campaign(
+        {
+            "phases": [
+                {
+                    "name": "explore",
+                    "objectives": [{"metric": "val_loss", "mode": "min"}, {"metric": "r2", "mode": "max"}],
+                    "sweep": {"search": {"algorithm": "cmaes", "trials": 5, "space": SPACE}},
+                }
+            ]
+        }
+    )
+    problems = semantic_problems(c)
+    assert any(p.startswith("spec.phases[0].sweep.search.algorithm") and "tpe" in p for p in problems), (
+        problems
+    )
