@@ -8,13 +8,24 @@ Each run is a fresh process with its own local Ray and a fresh state dir, as a u
   start line -> first epoch: Ray Train's set-up for the trial, the task's data and model, one epoch;
 and launch -> exit for the whole (small) campaign. Prints medians over --repeat runs.
 
-    python bench/first_metric.py [--repeat 3]
+In the same run, each in a fresh process, its two big parts alone (the peers of the total):
+  Ray start alone: `init_ray` as the runner calls it, then one empty task on a fresh worker, with the
+                   CPU seconds each of Ray's processes spent (its Python agents are most of it);
+  harness import alone: `import campaign_trainer.harness`, wall and CPU seconds, and the parts of
+                   it `python -X importtime` attributes to torch, torch._dynamo (imported by
+                   Lightning), scipy.signal (imported by torchmetrics), pandas; then ray.train.
+On a loaded machine wall seconds say how busy it was; CPU seconds do not, and on an idle machine a
+single-threaded import takes about its CPU seconds: they are the idle estimate. The load average is
+printed with every figure.
+
+    python bench/first_metric.py [--repeat 3] [--parts-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -86,17 +97,166 @@ def one_run(work: Path) -> dict[str, float]:
     }
 
 
+RAY_START_ALONE = """
+import json, os, sys, time
+t0 = time.time()
+from campaign_operator.executors.local import init_ray
+init_ray(2, 0, 1, 2**30)
+t1 = time.time()
+import ray
+ray.get(ray.remote(num_cpus=1)(lambda: None).remote())
+t2 = time.time()
+print(json.dumps({"init_ray": t1 - t0, "first_task": t2 - t1, "pid": os.getpid()}))
+sys.stdout.flush()
+input()  # the parent reads our children's CPU seconds while they still run
+ray.shutdown()
+"""
+
+PROCESS_KINDS = (
+    ("gcs_server", "GCS"),
+    ("raylet", "raylet"),
+    ("log_monitor.py", "log monitor"),
+    ("monitor.py", "autoscaler monitor"),
+    ("dashboard.py", "dashboard (API server)"),
+    ("DashboardAgent", "dashboard agent"),
+    ("dashboard/agent.py", "dashboard agent"),
+    ("RuntimeEnvAgent", "runtime-env agent"),
+    ("runtime_env", "runtime-env agent"),
+    ("ray::", "workers"),
+    ("default_worker", "workers"),
+)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _kind(pid: int, root: int) -> str:
+    if pid == root:
+        return "driver"
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return next((name for key, name in PROCESS_KINDS if key in cmd), "other")
+
+
+def ray_start_alone() -> dict[str, float]:
+    """Ray's start and first task in a fresh process, and each Ray process's CPU seconds."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RAY_START_ALONE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    timing = json.loads(proc.stdout.readline())
+    cpu: dict[str, float] = {}
+    for pid in _descendants(timing["pid"]):
+        try:
+            kind = _kind(pid, timing["pid"])
+            cpu[kind] = cpu.get(kind, 0.0) + _cpu_seconds(pid)
+        except OSError:
+            continue
+    proc.communicate("\n", timeout=120)
+    out = {"init_ray": timing["init_ray"], "first_task": timing["first_task"]}
+    out.update({f"cpu {k}": v for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])})
+    out["cpu all of Ray"] = sum(cpu.values())
+    return out
+
+
+HARNESS_IMPORT_ALONE = """
+import json, time
+w, c = time.time(), time.process_time()
+import campaign_trainer.harness
+w1, c1 = time.time(), time.process_time()
+import ray.train, ray.train.torch
+w2, c2 = time.time(), time.process_time()
+print(json.dumps({"harness wall": w1 - w, "harness cpu": c1 - c,
+                  "ray.train wall": w2 - w1, "ray.train cpu": c2 - c1}))
+"""
+
+IMPORT_PARTS = ("torch", "torch._dynamo", "scipy.signal", "pandas", "lightning")
+
+
+def _import_parts(importtime: str) -> dict[str, float]:
+    """Cumulative seconds of the named modules from `-X importtime` (first import of each)."""
+    parts: dict[str, float] = {}
+    for line in importtime.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        _, cumulative, name = line.split("|")
+        name = name.strip()
+        if name in IMPORT_PARTS and name not in parts and cumulative.strip().isdigit():
+            parts[name] = int(cumulative) / 1e6
+    return parts
+
+
+def harness_import_alone() -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", HARNESS_IMPORT_ALONE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    out: dict[str, float] = json.loads(proc.stdout)
+    out.update({f"of which {k} (wall)": v for k, v in _import_parts(proc.stderr).items()})
+    return out
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def _line(label: str, figures: dict[str, float]) -> str:
+    return f"{label} ({load()}): " + ", ".join(f"{k} {v:.1f} s" for k, v in figures.items())
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--parts-only", action="store_true", help="only Ray start and the import alone")
     args = parser.parse_args()
-    runs = []
+    runs, rays, imports = [], [], []
     for i in range(args.repeat):
+        rays.append(ray_start_alone())
+        print(_line(f"Ray start alone {i + 1}", rays[-1]), flush=True)
+        imports.append(harness_import_alone())
+        print(_line(f"harness import alone {i + 1}", imports[-1]), flush=True)
+        if args.parts_only:
+            continue
         with tempfile.TemporaryDirectory(prefix="first-metric-") as tmp:
             runs.append(one_run(Path(tmp)))
-        print(f"run {i + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in runs[-1].items()), flush=True)
-    median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print("median: " + ", ".join(f"{k} {v:.1f} s" for k, v in median.items()))
+        print(_line(f"campaign run {i + 1}", runs[-1]), flush=True)
+    ray, imp = median_of(rays), median_of(imports)
+    print(_line("median Ray start alone", ray))
+    print(_line("median harness import alone", imp))
+    parts = ray["init_ray"] + ray["first_task"] + imp["harness wall"] + imp["ray.train wall"]
+    cpu = ray["cpu all of Ray"] + imp["harness cpu"] + imp["ray.train cpu"]
+    print(f"Ray start + first task + import, alone: {parts:.1f} s wall, {cpu:.1f} CPU s")
+    if not runs:
+        return
+    median = median_of(runs)
+    print(_line("median campaign run", median))
+    serial = median["to_first_metric"] / parts
+    print(f"time to first metric / (its parts alone, one after the other): {serial:.2f}")
     print(f"time to first metric / 15 s target: {median['to_first_metric'] / 15.0:.2f}")
 
 
