@@ -18,6 +18,7 @@ import boto3
 import pytest
 import yaml
 
+from campaign_operator.planner.naming import search_trial_name
 from integration.k8s.opkit import Kube, wait_for
 from rig.cluster import GPU_CAPACITY, GPU_POOL, GPU_POOL_LABEL, GPU_TAINT_KEY, LocalCluster
 from rig.controlplane import free_port
@@ -535,6 +536,37 @@ def test_the_nba_deep_campaign_scaled_down_succeeds_in_pods(
         if t["spec"]["phase"] == "robustness":  # promoted from exploration's best
             assert t["spec"]["parameters"]["alpha"] == best["parameters"]["alpha"]
     assert_trained_in_pods(kube, ns, "nba-deep", recorder, images)
+
+
+def test_the_adaptive_nba_deep_campaign_searches_in_the_operator_pod_and_promotes_its_best(
+    cluster: LocalCluster, kube: Kube, ns: str, images: Images, recorder: PodRecorder
+) -> None:
+    """Seed 001 with its exploration a TPE search (examples/nba-deep-adaptive.yaml), cut to two
+    searched trials and two seeds of two epochs: the operator pod's planner (Optuna in our operator
+    image, non-root, read-only root) suggests the trials as slots free, names them by index, and the
+    ensemble takes the search's best."""
+    manifest = fit_to_node(example("nba-deep-adaptive.yaml"))
+    exploration, robustness = manifest["spec"]["phases"]
+    exploration["sweep"]["search"]["trials"] = 2
+    exploration["sweep"]["search"]["space"]["hidden_dims"]["choice"] = [[64, 32], [32, 16]]
+    exploration.pop("earlyTermination")  # its rungs are for 500 epochs
+    robustness["sweep"]["seeds"]["count"] = 2
+    for phase in manifest["spec"]["phases"]:
+        phase["epochs"] = 2
+    manifest["spec"]["template"]["checkpoint"] = {"everyEpochs": 1, "keep": 1}
+    apply(cluster, ns, manifest)
+    c = wait_campaign_done(kube, cluster, ns, "nba-deep-adaptive", 1200)
+    assert c["status"]["state"] == "Succeeded", c["status"]
+    assert {name: n["succeeded"] for name, n in counts(c).items()} == {"exploration": 2, "robustness": 2}
+    trials = kube.trials(ns, "nba-deep-adaptive")
+    searched = sorted(t["metadata"]["name"] for t in trials if t["spec"]["phase"] == "exploration")
+    assert searched == sorted(search_trial_name("nba-deep-adaptive", "exploration", i) for i in range(2))
+    best = next(p for p in c["status"]["phases"] if p["name"] == "exploration")["best"]
+    for t in trials:
+        if t["spec"]["phase"] == "robustness":
+            assert t["spec"]["parameters"]["alpha"] == best["parameters"]["alpha"]
+            assert t["spec"]["parameters"]["lr"] == best["parameters"]["lr"]
+    assert_trained_in_pods(kube, ns, "nba-deep-adaptive", recorder, images)
 
 
 @pytest.fixture
