@@ -277,7 +277,15 @@ class _Checker:
 
     def search(self, where: str, phase: Phase) -> None:
         assert phase.sweep is not None and phase.sweep.search is not None
-        if phase.objectives and phase.sweep.search.algorithm == SearchAlgorithm.CMAES:
+        search = phase.sweep.search
+        if search.algorithm == SearchAlgorithm.TPE and search.startup_trials >= search.trials:
+            self.report.add(
+                f"{where}.startupTrials",
+                f"{search.startup_trials} random trials before TPE's model is fitted, and the budget is"
+                f" {search.trials}: every trial is random; lower startupTrials or raise trials",
+                warning=True,
+            )
+        if phase.objectives and search.algorithm == SearchAlgorithm.CMAES:
             self.report.add(
                 f"{where}.algorithm",
                 "cmaes minimises one objective and this phase has objectives (a Pareto front):"

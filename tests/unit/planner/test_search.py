@@ -339,3 +339,16 @@ def test_cmaes_refuses_several_objectives_naming_the_field() -> None:
     assert any(p.startswith("spec.phases[0].sweep.search.algorithm") and "tpe" in p for p in problems), (
         problems
     )
+
+
+def test_a_tpe_budget_within_its_random_startup_is_warned_about() -> None:
+    from campaign_operator.planner.semantics import semantic_warnings
+
+    c = campaign(
+        {"phases": [{"name": "p", "sweep": {"search": {"trials": 5, "startupTrials": 10, "space": SPACE}}}]}
+    )
+    (warning,) = [w for w in semantic_warnings(c) if "startupTrials" in w]
+    assert (
+        warning.startswith("spec.phases[0].sweep.search.startupTrials") and "every trial is random" in warning
+    )
+    assert not semantic_problems(c)
