@@ -34,6 +34,23 @@ def run_cli(*args: str, timeout: float = 300, check: bool = True) -> subprocess.
     return proc
 
 
+def run_manifest(text: str, tmp_path: Path, *flags: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`campaign run -q --max-parallel 2 FLAGS` of the manifest `text` in `tmp_path`, with a state
+    dir and a state index of its own there (run twice, it resumes the same state): (state, run)."""
+    manifest, state = tmp_path / "manifest.yaml", tmp_path / "state"
+    manifest.write_text(text)
+    env = {**os.environ, "CAMPAIGN_STATE_INDEX": str(tmp_path / "index")}
+    proc = subprocess.run(
+        [CAMPAIGN, "run", "-q", "--state", str(state), "--max-parallel", "2", *flags, str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=560,  # small work; a loaded 2-core CI machine makes Ray workers slow to start
+        cwd=tmp_path,
+        env=env,
+    )
+    return state, proc
+
+
 def query(state: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Read-only look into the runner's store (what `campaign status` does too). While a runner is
     still creating the database (schema, switch to WAL) a reader can be refused: try again."""

@@ -5,13 +5,11 @@ epochs than its trials' full budget."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import CAMPAIGN, trial_docs
+from .conftest import run_manifest, trial_docs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,18 +38,7 @@ spec:
 
 
 def test_asha_stops_bad_trials_early_and_the_campaign_succeeds(tmp_path: Path) -> None:
-    manifest = tmp_path / "asha.yaml"
-    manifest.write_text(MANIFEST)
-    state = tmp_path / "state"
-    env = {**os.environ, "CAMPAIGN_STATE_INDEX": str(tmp_path / "index")}
-    proc = subprocess.run(
-        [CAMPAIGN, "run", "-q", "--state", str(state), "--max-parallel", "2", str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=560,  # the work is small; a loaded 2-core CI machine makes Ray workers slow to start
-        cwd=tmp_path,
-        env=env,
-    )
+    state, proc = run_manifest(MANIFEST, tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "campaign asha Succeeded" in proc.stdout, out

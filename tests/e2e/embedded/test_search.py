@@ -4,8 +4,6 @@ lowest value seen; a second `campaign run` of the finished campaign creates and 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from campaign_operator.embedded.store import Store
 from campaign_operator.planner.naming import canonical_json, search_trial_name
 
-from .conftest import CAMPAIGN, trial_docs
+from .conftest import run_manifest, trial_docs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,23 +42,8 @@ spec:
 """
 
 
-def run(manifest: Path, state: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CAMPAIGN_STATE_INDEX": str(tmp_path / "index")}
-    return subprocess.run(
-        [CAMPAIGN, "run", "-q", "--state", str(state), "--max-parallel", "2", str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=560,  # small work; a loaded 2-core CI machine makes Ray workers slow to start
-        cwd=tmp_path,
-        env=env,
-    )
-
-
 def test_a_tpe_search_runs_its_budget_and_a_rerun_trains_nothing(tmp_path: Path) -> None:
-    manifest = tmp_path / "tpe.yaml"
-    manifest.write_text(MANIFEST)
-    state = tmp_path / "state"
-    proc = run(manifest, state, tmp_path)
+    state, proc = run_manifest(MANIFEST, tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "campaign tpe Succeeded" in proc.stdout, out
@@ -76,7 +59,7 @@ def test_a_tpe_search_runs_its_budget_and_a_rerun_trains_nothing(tmp_path: Path)
         for name, d in docs.items()
     }
 
-    again = run(manifest, state, tmp_path)
+    _, again = run_manifest(MANIFEST, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     redo = trial_docs(state)
     assert sorted(redo) == sorted(docs)
