@@ -607,6 +607,8 @@ def plain_lines(before: Snapshot | None, after: Snapshot) -> list[str]:
                 line += f" gate {gate_text(p)}"
             if p.best is not None:
                 line += f" best {best_text(p)}"
+            if p.front_size is not None:  # a multi-objective phase: its result is the whole front
+                line += f" Pareto front of {p.front_size} trial(s)"
         out.append(line)
     if before is None or before.status.state != after.status.state:
         out.append(f"{ts} {headline(after)}")

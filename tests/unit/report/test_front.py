@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from campaign_operator.api.campaign import TrainingCampaignStatus
 from campaign_operator.api.trial import BestEpoch, MetricPoint, Trial
 from campaign_operator.report import html
 from campaign_operator.report.front import front_figure
+from campaign_operator.report.live import Snapshot, plain_lines
 from campaign_operator.report.results import CampaignData
 
-from ..planner.sim import World, campaign
+from ..planner.sim import T0, World, campaign
 from ..planner.test_pareto import by_params, two_phases
 
 pytestmark = pytest.mark.unit
@@ -56,3 +58,10 @@ def test_the_report_has_a_front_chart_only_for_the_multi_objective_phase(finishe
     assert 'data-plot="front" data-key="explore"' in page
     final = finished.campaign.spec.phases[1]
     assert front_figure(final, [t for t in finished.trials if t.spec.phase == "final"]) is None
+
+
+def test_the_plain_progress_line_names_the_fronts_size(finished: CampaignData) -> None:
+    before = Snapshot(name="mo", status=TrainingCampaignStatus(), trials=[], now=T0, runner=None)
+    after = Snapshot(name="mo", status=finished.status, trials=finished.trials, now=T0, runner=None)
+    [explore] = [line for line in plain_lines(before, after) if "phase explore " in line]
+    assert "Pareto front of 3 trial(s)" in explore and "best sharpe=1.5" in explore
