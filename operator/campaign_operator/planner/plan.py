@@ -221,14 +221,13 @@ class _Planner:
             i: t for i in range(budget) if (t := self.observed.get(search_trial_name(name, phase.name, i)))
         }
         objectives = phase.objectives or [phase_objective(self.campaign, phase)]
-        metrics, modes = [o.metric for o in objectives], [o.mode for o in objectives]
         retries = phase.failure_policy.retries
-        history = [observation(i, t, metrics, _retryable(t, retries)) for i, t in created.items()]
+        history = [observation(i, t, objectives, _retryable(t, retries)) for i, t in created.items()]
         points = [SweepPoint(o.index, o.params, canonical_json(o.params), searched=True) for o in history]
         parallel = phase.max_parallel_trials or self.campaign.spec.max_parallel_trials or 1
         slots = parallel - sum(o.outcome == Outcome.RUNNING for o in history)
         for index in [i for i in range(budget) if i not in created][: max(slots, 0)]:
-            params = suggest(search, modes, history, index)
+            params = suggest(search, [o.mode for o in objectives], history, index)
             if params is None:
                 break
             history.append(Observation(index, params, Outcome.RUNNING))

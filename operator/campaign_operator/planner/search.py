@@ -23,11 +23,11 @@ from enum import StrEnum
 from typing import Any
 
 from campaign_operator.api.campaign import Distribution, SearchAlgorithm, SearchSweep
-from campaign_operator.api.common import Mode, TrialState
+from campaign_operator.api.common import Mode, Objective, TrialState
 from campaign_operator.api.trial import Trial
 
 from .naming import canonical_json
-from .views import final_metrics
+from .pareto import objective_values
 
 RETRIES = 16
 """Fresh draws tried when a suggestion repeats a trial's parameters (an int or choice space small
@@ -59,21 +59,20 @@ class Observation:
     """(epoch, objective) as reported, for PRUNED."""
 
 
-def observation(index: int, trial: Trial, metrics: Sequence[str], retrying: bool) -> Observation:
-    """What a search learns from one of its trials: a Succeeded trial's final objectives (`metrics`:
-    the phase's objective, or its objectives in order), a Stopped one's learning curve of the first,
-    that a Failed one failed (unless a retry will run it again: then, as a Pending or Running one,
-    only that its parameters are taken)."""
-    state, params, metric = trial.status.state, trial.spec.sweep_point, metrics[0]
+def observation(index: int, trial: Trial, objectives: Sequence[Objective], retrying: bool) -> Observation:
+    """What a search learns from one of its trials: a Succeeded trial's final objectives (the phase's
+    objective, or its objectives in order), a Stopped one's learning curve of the first, that a
+    Failed one failed (unless a retry will run it again: then, as a Pending or Running one, only that
+    its parameters are taken)."""
+    state, params, metric = trial.status.state, trial.spec.sweep_point, objectives[0].metric
     curve = tuple(
         (p.epoch, p.metrics[metric]) for p in trial.status.history if _finite(p.metrics.get(metric))
     )
     if state == TrialState.SUCCEEDED:
-        final = final_metrics(trial)
-        values = tuple(final.get(m, math.nan) for m in metrics)
-        if all(math.isfinite(v) for v in values):
-            return Observation(index, params, Outcome.COMPLETE, values[0], values if len(values) > 1 else ())
-        return Observation(index, params, Outcome.FAILED)
+        values = objective_values(trial, objectives)
+        if values is None:
+            return Observation(index, params, Outcome.FAILED)
+        return Observation(index, params, Outcome.COMPLETE, values[0], values if len(values) > 1 else ())
     if state == TrialState.STOPPED and curve:
         return Observation(index, params, Outcome.PRUNED, curve[-1][1], curve=curve)
     if state == TrialState.SKIPPED:
