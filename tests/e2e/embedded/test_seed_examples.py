@@ -67,6 +67,8 @@ def phases(status: TrainingCampaignStatus) -> dict[str, PhaseState]:
         ("quick-test-report.yaml", {"quick-test": PhaseState.SUCCEEDED}),
         # seed 004: cluster-sized requests (4 CPUs, a GPU) fitted to this machine, not retried
         ("variance-collapse.yaml", {"ablation": PhaseState.SUCCEEDED}),
+        # seeds 001/004's by-hand trade-off: a Pareto front of sharpe vs rmse, its weighted pick ensembled
+        ("sharpe-vs-error.yaml", {"frontier": PhaseState.SUCCEEDED, "ensemble": PhaseState.SUCCEEDED}),
     ],
 )
 def test_seed_example_smoke_run_succeeds_here(
