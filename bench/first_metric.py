@@ -10,7 +10,9 @@ and launch -> exit for the whole (small) campaign. Prints medians over --repeat 
 
 In the same run, each in a fresh process, its two big parts alone (the peers of the total):
   Ray start alone: `init_ray` as the runner calls it, then one empty task on a fresh worker, with the
-                   CPU seconds each of Ray's processes spent (its Python agents are most of it);
+                   CPU seconds each of Ray's processes spent (its Python agents are most of it),
+                   and as its peer Ray started the old way (`ray.init(address="local")`, which
+                   also starts the autoscaler monitor and the log monitor), as a ratio;
   harness import alone: `import campaign_trainer.harness`, wall and CPU seconds, and the parts of
                    it `python -X importtime` attributes to torch, torch._dynamo (imported by
                    Lightning), scipy.signal (imported by torchmetrics), pandas; then ray.train.
@@ -112,6 +114,21 @@ input()  # the parent reads our children's CPU seconds while they still run
 ray.shutdown()
 """
 
+RAY_START_OLD = """
+import json, logging, os, time
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+t0 = time.time()
+import ray
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+         logging_level=logging.ERROR, object_store_memory=256 * 1024 * 1024, _memory=2**30)
+t1 = time.time()
+ray.get(ray.remote(num_cpus=1)(lambda: None).remote())
+print(json.dumps({"ray.init(local)": time.time() - t0, "first_task": time.time() - t1}))
+ray.shutdown()
+"""
+"""The peer: Ray as init_ray started it before (ray.init(address="local"): with the autoscaler
+monitor and the log monitor)."""
+
 PROCESS_KINDS = (
     ("gcs_server", "GCS"),
     ("raylet", "raylet"),
@@ -177,6 +194,14 @@ def ray_start_alone() -> dict[str, float]:
     return out
 
 
+def ray_start_old() -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-c", RAY_START_OLD], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:  # a loaded machine can make Ray miss its start deadline
+        return {"ray.init(local)": float("nan"), "first_task": float("nan")}
+    figures: dict[str, float] = json.loads(proc.stdout.splitlines()[-1])
+    return figures
+
+
 HARNESS_IMPORT_ALONE = """
 import json, time
 w, c = time.time(), time.process_time()
@@ -236,8 +261,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--parts-only", action="store_true", help="only Ray start and the import alone")
     args = parser.parse_args()
-    runs, rays, imports = [], [], []
+    runs, rays, olds, imports = [], [], [], []
     for i in range(args.repeat):
+        olds.append(ray_start_old())
+        print(_line(f"Ray start the old way (peer) {i + 1}", olds[-1]), flush=True)
         rays.append(ray_start_alone())
         print(_line(f"Ray start alone {i + 1}", rays[-1]), flush=True)
         imports.append(harness_import_alone())
@@ -248,7 +275,13 @@ def main() -> None:
             runs.append(one_run(Path(tmp)))
         print(_line(f"campaign run {i + 1}", runs[-1]), flush=True)
     ray, imp = median_of(rays), median_of(imports)
+    old = median_of(olds)
+    print(_line("median Ray start the old way (peer)", old))
     print(_line("median Ray start alone", ray))
+    print(
+        f"Ray start and first task / the old way's: "
+        f"{(ray['init_ray'] + ray['first_task']) / (old['ray.init(local)'] + old['first_task']):.2f}"
+    )
     print(_line("median harness import alone", imp))
     parts = ray["init_ray"] + ray["first_task"] + imp["harness wall"] + imp["ray.train wall"]
     cpu = ray["cpu all of Ray"] + imp["harness cpu"] + imp["ray.train cpu"]
