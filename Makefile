@@ -118,5 +118,11 @@ plan-demo: setup
 bench: setup
 	$(PY) bench/embedded_vs_tune.py --repeat 2
 
+# Search (tpe/random/cmaes/qmc, best after N trials) and ASHA (epochs saved) through plan(), then the
+# same tpe + asha search as `campaign run` vs Ray Tune (OptunaSearch + ASHAScheduler); bench/README.md.
+.PHONY: bench-search
+bench-search: setup
+	$(PY) bench/search_vs_tune.py --control
+
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
