@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from rig.controlplane import ControlPlane
 from rig.versions import kuberay_crds, kuberay_version
@@ -15,6 +16,11 @@ from rig.versions import kuberay_crds, kuberay_version
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
 OUR_CRDS = REPO_ROOT / "crds"
+
+# No property here is about speed, and hypothesis's default 200 ms deadline per example fails on a
+# loaded 2-core machine (seen: a naming property at 340 ms while CI and benches ran).
+settings.register_profile("campaign", deadline=None)
+settings.load_profile("campaign")
 
 
 @pytest.fixture(scope="session", autouse=True)
