@@ -41,6 +41,7 @@ from campaign_operator.lifecycle.transitions import (
 from campaign_trainer import artifacts, checkpoints, stoprules
 from campaign_trainer.config import TrialConfig, best_effort_name, parse_trial
 from campaign_trainer.data.loaders import DataError
+from campaign_trainer.halt import HaltWatch
 from campaign_trainer.metrics import scalar_metrics
 from campaign_trainer.outcome import HISTORY_LIMIT, Outcome, error_message, failure, now_rfc3339
 from campaign_trainer.reporters import Reporter, ReportFailed
@@ -88,11 +89,13 @@ class CampaignCallback(pl.Callback):
         reporter: Reporter,
         store: checkpoints.CheckpointStore | None,
         workdir: Path,
+        halt: HaltWatch | None = None,
     ) -> None:
         self.cfg = cfg
         self.reporter = reporter
         self.store = store
         self.workdir = workdir
+        self.halt = halt or HaltWatch(None)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.decision: stoprules.StopDecision | None = None
@@ -130,6 +133,7 @@ class CampaignCallback(pl.Callback):
         return self.decision is not None or last >= self.cfg.epochs
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.halt.check()
         self._t0 = self._t_last = time.perf_counter()
         self._samples = 0
 
@@ -138,6 +142,7 @@ class CampaignCallback(pl.Callback):
     ) -> None:
         self._samples += _batch_size(batch)
         self._t_last = time.perf_counter()
+        self.halt.check()
 
     def _epoch_metrics(self, trainer: pl.Trainer) -> dict[str, float]:
         m = scalar_metrics(trainer.callback_metrics)
@@ -236,10 +241,12 @@ def train_fn(
     *,
     checkpoint_root: str | None = None,
     distributed: bool = False,
+    halt_file: str | None = None,
 ) -> Outcome:
     """Train one trial in this process; report each epoch; return (not report) the Outcome.
 
     ``trial``: a Trial object/spec mapping, JSON/YAML text, the API model, or a parsed TrialConfig.
+    ``halt_file``: once it exists, training unwinds with ``halt.Halted`` (the shell's stop).
     """
     cfg = trial if isinstance(trial, TrialConfig) else None
     callback: CampaignCallback | None = None
@@ -269,7 +276,7 @@ def train_fn(
                 resumed_from, local = latest
                 ckpt_path = str(local)
                 log.info("trial %s resumes from epoch %d", cfg.name, resumed_from)
-        callback = CampaignCallback(cfg, reporter, store, workdir)
+        callback = CampaignCallback(cfg, reporter, store, workdir, HaltWatch(halt_file))
         if ckpt_path is not None:
             prior = _callback_state(ckpt_path)
             if prior is not None:
@@ -393,6 +400,7 @@ def _train_loop_per_worker(config: dict[str, Any]) -> Outcome:
         config["reporter"],
         checkpoint_root=config["checkpoint_root"],
         distributed=config["distributed"],
+        halt_file=config.get("halt_file"),
     )
 
 
@@ -410,8 +418,11 @@ def ensure_ray() -> None:
         ray.init(address="local", include_dashboard=False, **common)
 
 
-def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = None) -> Outcome:
-    """Run one trial under Ray Train V2 and report its outcome (always, exactly once)."""
+def run_trial(
+    trial: Any, reporter: Reporter, *, checkpoint_root: str | None = None, halt_file: str | None = None
+) -> Outcome:
+    """Run one trial under Ray Train V2 and report its outcome (always, exactly once, unless the shell
+    halts it through `halt_file`: then ``halt.Halted`` propagates and nothing is reported)."""
     try:
         cfg = trial if isinstance(trial, TrialConfig) else parse_trial(trial)
     except Exception as exc:
@@ -437,6 +448,7 @@ def run_trial(trial: Any, reporter: Reporter, *, checkpoint_root: str | None = N
                 "reporter": reporter,
                 "checkpoint_root": checkpoint_root,
                 "distributed": distributed,
+                "halt_file": halt_file,
             },
             scaling_config=ScalingConfig(**scaling),
             run_config=RunConfig(

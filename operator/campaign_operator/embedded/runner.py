@@ -193,7 +193,7 @@ class Runner:
 
     def _finish(self, action: FinishTrial) -> None:
         if action.stop_executor:
-            self.executor.stop(action.name)
+            self.executor.stop(action.name, graceful=True)  # the trial's end is decided
         trial = self.trials[action.name]
         status = finished(trial.status, action.state, action.reason, action.message, self.clock())
         self._save(trial.model_copy(update={"status": status}))

@@ -86,8 +86,9 @@ class BatchExecutor(Protocol):
         """Attempts that ended since the last poll; waits up to `timeout` seconds for the first."""
         ...
 
-    def stop(self, trial: str) -> None:
-        """Stop the trial's running attempt, if any (its poll() completion says cancelled)."""
+    def stop(self, trial: str, *, graceful: bool = False) -> None:
+        """Stop the trial's running attempt, if any (its poll() completion says cancelled).
+        graceful: the trial has ended, so its job may unwind on its own first (and keep its worker)."""
         ...
 
     def running(self) -> set[str]:

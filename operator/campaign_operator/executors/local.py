@@ -18,7 +18,7 @@ from typing import Any
 from campaign_operator.api.quantity import quantity_bytes
 from campaign_operator.api.trial import ExecutorRef, Trial
 from campaign_operator.lifecycle.outcomes import executor_error, unschedulable
-from campaign_operator.lifecycle.wire import append_line, progress_path, start_line
+from campaign_operator.lifecycle.wire import append_line, halt_path, progress_path, start_line
 from campaign_operator.planner.naming import job_name
 
 from . import fate
@@ -26,17 +26,22 @@ from .base import Completion
 
 KIND = "local"
 RAY_START_ATTEMPTS = 2
+HALT_GRACE_S = 10.0
+"""How long a halted attempt (stop(graceful=True)) gets to unwind at its next batch before its
+worker is killed."""
 log = logging.getLogger(__name__)
 
 
 def run_attempt(
     trial_doc: dict[str, Any], attempt: int, resume: bool, progress_file: str, checkpoint_root: str
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Body of the Ray task (also callable directly): the trainer's run_trial, reporting to JSONL.
+    None: the attempt was halted (`LocalExecutor.stop(graceful=True)`) and reports nothing.
 
     A `start` line first records that this process really began the attempt; tests count those
     to prove no trial ran twice.
     """
+    from campaign_trainer.halt import Halted
     from campaign_trainer.harness import run_trial
     from campaign_trainer.reporters import JsonlReporter
 
@@ -44,7 +49,11 @@ def run_attempt(
     append_line(progress_file, start_line(name, attempt, resume))
     doc = dict(trial_doc)
     doc["status"] = {**(trial_doc.get("status") or {}), "attempt": attempt}
-    outcome = run_trial(doc, JsonlReporter(progress_file, name), checkpoint_root=checkpoint_root)
+    reporter, halt = JsonlReporter(progress_file, name), halt_path(progress_file)
+    try:
+        outcome = run_trial(doc, reporter, checkpoint_root=checkpoint_root, halt_file=halt)
+    except Halted:
+        return None  # the worker lives on, warm, for the next trial
     status: dict[str, Any] = outcome.to_status()
     return status
 
@@ -139,7 +148,10 @@ class _InFlight:
     trial: str
     attempt: int
     ref: Any
+    progress_file: str
     stopping: bool = False
+    kill_at: float | None = None
+    """When a halted attempt that has not unwound yet is killed."""
 
 
 class LocalExecutor:
@@ -186,20 +198,19 @@ class LocalExecutor:
             self._done.append(Completion(trial.name, attempt, None, unschedulable(job, missing)))
             return ExecutorRef(kind=KIND, name=job, attempt=attempt)
         # memory: Ray schedules by it (so two 8Gi trials don't share 12 GiB); it enforces nothing.
+        progress = str(self.state_dir / progress_path(trial.name, attempt))
+        Path(halt_path(progress)).unlink(missing_ok=True)  # a halt asked of an earlier run of it
         ref = self._remote.options(num_cpus=res.cpu, num_gpus=res.gpu, memory=memory, name=job).remote(
-            trial.to_wire(),
-            attempt,
-            resume,
-            str(self.state_dir / progress_path(trial.name, attempt)),
-            str(self.state_dir / "checkpoints"),
+            trial.to_wire(), attempt, resume, progress, str(self.state_dir / "checkpoints")
         )
-        self._inflight[trial.name] = _InFlight(trial.name, attempt, ref)
+        self._inflight[trial.name] = _InFlight(trial.name, attempt, ref, progress)
         return ExecutorRef(kind=KIND, name=job, attempt=attempt)
 
     def poll(self, timeout: float = 0.0) -> list[Completion]:
         import ray
 
         out, self._done = self._done, []
+        timeout = self._kill_overdue(timeout)
         if not self._inflight:
             if timeout > 0 and not out:
                 time.sleep(timeout)
@@ -219,15 +230,37 @@ class LocalExecutor:
                 out.append(Completion(f.trial, f.attempt, None, executor_error(exc), f.stopping))
         return out
 
-    def stop(self, trial: str) -> None:
-        import ray
-
+    def stop(self, trial: str, *, graceful: bool = False) -> None:
+        """graceful: the trial has ended (the planner stopped it), so its attempt only has to go away:
+        it is asked to halt at its next batch, keeping its warm worker for the next trial, and is
+        killed after HALT_GRACE_S if it has not. Otherwise (Ctrl-C, close: trials to resume) the
+        worker is killed now, before the trainer could report anything."""
         f = self._inflight.get(trial)
         if f is None or f.stopping:
             return
         f.stopping = True
-        # force: kill the worker process; a training loop never checks for cancellation.
+        if graceful:
+            append_line(halt_path(f.progress_file), {"halt": trial, "attempt": f.attempt})
+            f.kill_at = time.monotonic() + HALT_GRACE_S
+        else:
+            self._kill(f)
+
+    @staticmethod
+    def _kill(f: _InFlight) -> None:
+        import ray
+
+        f.kill_at = None
+        # force: kill the worker process; the training loop only checks for a halt request.
         ray.cancel(f.ref, force=True)
+
+    def _kill_overdue(self, timeout: float) -> float:
+        """Kills halted attempts past their grace; the poll's wait, cut to the next such deadline."""
+        now = time.monotonic()
+        for f in self._inflight.values():
+            if f.kill_at is not None and f.kill_at <= now:
+                self._kill(f)
+        pending = [f.kill_at - now for f in self._inflight.values() if f.kill_at is not None]
+        return min([timeout, *pending])
 
     def running(self) -> set[str]:
         return set(self._inflight)
@@ -235,8 +268,9 @@ class LocalExecutor:
     def close(self) -> None:
         import ray
 
-        for name in list(self._inflight):
-            self.stop(name)
+        for f in list(self._inflight.values()):
+            f.stopping = True
+            self._kill(f)
         deadline = time.monotonic() + 10
         while self._inflight and time.monotonic() < deadline:
             self.poll(timeout=0.2)

@@ -60,6 +60,11 @@ def progress_path(trial: str, attempt: int) -> str:
     return f"{PROGRESS_DIR}/{trial}/attempt-{attempt}.jsonl"
 
 
+def halt_path(progress_file: str) -> str:
+    """The file that asks an attempt to stop (campaign_trainer.halt), beside its progress file."""
+    return f"{progress_file}.halt"
+
+
 def start_line(trial: str, attempt: int, resume: bool) -> dict[str, Any]:
     """Written by the process that really began the attempt: tests count these to prove no trial
     ran twice."""

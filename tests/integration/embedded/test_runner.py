@@ -148,3 +148,44 @@ def test_memory_requests_are_scheduled_by_ray(tmp_path: Path) -> None:
     (trial,) = store.trials()
     assert trial.status.state == TrialState.FAILED and trial.status.reason == "Unschedulable"
     assert f"memory={too_big} (Ray here schedules" in (trial.status.message or ""), trial.status.message
+
+
+def test_a_planner_stop_halts_the_attempt_without_an_outcome_instead_of_killing_its_worker(
+    tmp_path: Path,
+) -> None:
+    """stop(graceful=True), what the runner does for a trial the planner ended: the trainer sees the
+    halt request at its next batch and unwinds; the task returns (no TaskCancelledError: its worker
+    was not killed, so the next trial finds it warm) and reports no outcome over the trial's end."""
+    import json
+    import time
+    from datetime import UTC, datetime
+
+    from campaign_operator.executors.local import HALT_GRACE_S
+    from campaign_operator.planner import CreateTrial, plan
+
+    c = campaign({}, epochs=500, dataset={"synthetic": {"samples": 4096, "seed": 1}})
+    (create,) = [a for a in plan(c, [], datetime.now(UTC)).actions if isinstance(a, CreateTrial)]
+    state = tmp_path / "state"
+    executor = LocalExecutor(state)
+    try:
+        executor.submit(create.trial, 1)
+        progress = state / "trials" / create.trial.name / "attempt-1.jsonl"
+        deadline = time.monotonic() + 240
+        while '"epoch"' not in (progress.read_text() if progress.exists() else ""):
+            assert time.monotonic() < deadline, "no epoch reported"
+            assert not executor.poll(timeout=0.5), "the attempt ended before it was stopped"
+        asked = time.monotonic()
+        executor.stop(create.trial.name, graceful=True)
+        done = []
+        while not done:
+            done = executor.poll(timeout=0.5)
+            assert time.monotonic() - asked < 120, "the halted attempt never ended"
+        took = time.monotonic() - asked
+    finally:
+        executor.close()
+    (completion,) = done
+    assert completion.cancelled and completion.failure is None and completion.outcome is None, completion
+    assert took < HALT_GRACE_S, f"killed at the grace deadline ({took:.1f} s), not halted"
+    lines = [json.loads(x) for x in progress.read_text().splitlines()]
+    assert not [x for x in lines if "state" in x], "a halted attempt reports no outcome"
+    assert 1 <= max(x.get("epoch", 0) for x in lines) < 500

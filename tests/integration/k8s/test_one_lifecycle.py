@@ -78,7 +78,7 @@ class NoJobs:
     def poll(self, timeout: float = 0.0) -> list[Completion]:
         return []
 
-    def stop(self, trial: str) -> None:
+    def stop(self, trial: str, *, graceful: bool = False) -> None:
         pass
 
     def running(self) -> set[str]:
