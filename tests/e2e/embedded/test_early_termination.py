@@ -13,7 +13,9 @@ from .conftest import run_manifest, trial_docs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-EPOCHS = 6
+# Long enough that the runner (polling every 0.25 s) sees a bad trial at some rung (1, 2, 4, 8, 16)
+# before it ends: with 6 epochs of 1024 rows, a loaded CI machine once saw every trial run to its end.
+EPOCHS = 20
 LRS = [0.03, 0.01, 1e-6, 3e-6]  # the last two barely move from their start (each stop costs a worker start)
 
 MANIFEST = f"""
@@ -24,7 +26,7 @@ spec:
   objective: {{metric: val_loss, mode: min}}
   template:
     task: regression
-    dataset: {{synthetic: {{samples: 1024, seed: 3, options: {{features: 8, signal: 1.0, noise: 0.2}}}}}}
+    dataset: {{synthetic: {{samples: 2048, seed: 3, options: {{features: 8, signal: 1.0, noise: 0.2}}}}}}
     hyperparameters: {{lr: 0.01, hidden_dims: [16], seed: 0}}
     epochs: {EPOCHS}
     batchSize: 32
