@@ -107,16 +107,16 @@ ENUMERATION_LIMIT = 100_000
 def _enumerated(space: dict[str, Distribution]) -> list[dict[str, Any]]:
     """Every point of a space of ints and choices small enough to list (else none): where draws keep
     colliding, the points left are found by listing."""
-    axes: list[list[Any]] = []
+    axes: list[Sequence[Any]] = []
     for name in sorted(space):
         d = space[name]
         if d.int_uniform is not None:
-            axes.append(list(range(d.int_uniform[0], d.int_uniform[1] + 1)))
+            axes.append(range(d.int_uniform[0], d.int_uniform[1] + 1))
         elif d.choice is not None:
-            axes.append(list(d.choice))
+            axes.append(d.choice)
         else:
             return []
-    if math.prod(len(a) for a in axes) > ENUMERATION_LIMIT:
+    if math.prod(len(a) for a in axes) > ENUMERATION_LIMIT:  # ranges: sized without being listed
         return []
     names = sorted(space)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes)]

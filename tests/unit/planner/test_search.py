@@ -352,3 +352,15 @@ def test_a_tpe_budget_within_its_random_startup_is_warned_about() -> None:
         warning.startswith("spec.phases[0].sweep.search.startupTrials") and "every trial is random" in warning
     )
     assert not semantic_problems(c)
+
+
+def test_a_huge_int_space_is_never_listed() -> None:
+    from campaign_operator.planner.search import _enumerated
+
+    huge = {"a": Distribution.model_validate({"intUniform": [0, 10**12]})}
+    assert _enumerated(huge) == []  # sized as a range, not materialised
+    small = {
+        "a": Distribution.model_validate({"intUniform": [0, 2]}),
+        "b": Distribution.model_validate({"choice": ["x"]}),
+    }
+    assert _enumerated(small) == [{"a": 0, "b": "x"}, {"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
