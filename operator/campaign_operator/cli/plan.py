@@ -12,8 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from campaign_operator.api.campaign import SearchSweep
 from campaign_operator.api.validation import SpecError
 from campaign_operator.planner.scaledown import describe
+from campaign_operator.planner.sweeps import search_of
 
 from .errors import BadInput
 from .loading import judge_file, report_problems
@@ -76,8 +78,8 @@ def _print_phase(p: PhasePreview, console: Console) -> None:
                 + f" unknown until it has run: {', '.join(src['keys']) or 'nothing'}",
             )
         )
-    if phase.sweep is not None and phase.sweep.search is not None:
-        facts.append(("search", _search_fact(p)))
+    if (search := search_of(phase)) is not None:
+        facts.append(("search", _search_fact(search, p.searched)))
     if phase.when:
         facts.append(("when", phase.when))
     if phase.gate:
@@ -105,11 +107,9 @@ def _print_phase(p: PhasePreview, console: Console) -> None:
         console.print(table)
 
 
-def _search_fact(p: PhasePreview) -> str:
-    assert p.phase.sweep is not None and p.phase.sweep.search is not None
-    search = p.phase.sweep.search
+def _search_fact(search: SearchSweep, trials: int) -> str:
     return (
-        f"{search.algorithm.value}, {p.searched} trials over {', '.join(sorted(search.space))} (seed"
+        f"{search.algorithm.value}, {trials} trials over {', '.join(sorted(search.space))} (seed"
         f" {search.seed}); each suggested from the trials finished when a slot frees, so none is"
         " known before the phase runs"
     )

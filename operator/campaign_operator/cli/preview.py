@@ -19,6 +19,7 @@ from campaign_operator.api.campaign import Phase, TrainingCampaign
 from campaign_operator.api.validation import SpecError
 from campaign_operator.planner.expressions import ExpressionError
 from campaign_operator.planner.scaledown import run_kind, scaled_epochs, search_budget
+from campaign_operator.planner.sweeps import search_of
 from campaign_operator.planner.trials import PlannedTrial, phase_objective, phase_trials
 
 FIRST_TRIALS = 5
@@ -67,8 +68,8 @@ class PhasePreview:
             out["gate"] = p.gate.expression
         if self.promoted_from is not None:
             out["promotedFrom"] = self.promoted_from
-        if p.sweep is not None and p.sweep.search is not None:
-            out["search"] = p.sweep.search.model_dump(mode="json", by_alias=True) | {"trials": self.searched}
+        if (search := search_of(p)) is not None:
+            out["search"] = search.model_dump(mode="json", by_alias=True) | {"trials": self.searched}
         return out
 
 
@@ -155,7 +156,7 @@ def preview(campaign: TrainingCampaign) -> CampaignPreview:
             problems.append(f"{e} (skipWhen is evaluated over each trial's merged parameters, `params`)")
             trials = []
         epochs = scaled_epochs(phase.epochs or campaign.spec.template.epochs, campaign.spec.scale_down)
-        search = phase.sweep.search if phase.sweep else None
+        search = search_of(phase)
         searched = search_budget(search, campaign.spec.scale_down) if search else 0
         done[phase.name] = PhasePreview(index, phase, trials, epochs, summary, searched)
     if problems:

@@ -13,7 +13,7 @@ from typing import Any
 from campaign_operator.api.campaign import TrainingCampaign
 from campaign_operator.api.common import DatasetSpec
 from campaign_operator.planner.expressions import ExpressionError
-from campaign_operator.planner.sweeps import typical_points
+from campaign_operator.planner.sweeps import search_of, typical_points
 from campaign_operator.planner.templates import DatasetTemplateError
 from campaign_operator.planner.trials import dataset_field, merged_parameters, phase_trials, trial_dataset
 
@@ -58,11 +58,11 @@ def _planned_parameters(campaign: TrainingCampaign, index: int) -> list[dict[str
     """The merged parameters of the trials a run creates for the phase (its sample under scaleDown);
     every sweep point when a skipWhen cannot be evaluated before promotion (the plan judges it)."""
     phase = campaign.spec.phases[index]
-    try:
-        if phase.sweep is None or phase.sweep.search is None:
+    if search_of(phase) is None:  # a search's trials are not known before it runs: typical draws
+        try:
             return [t.parameters for t in phase_trials(campaign, index)]
-    except ExpressionError:
-        pass
+        except ExpressionError:
+            pass
     return [merged_parameters(campaign, phase, None, p.params) for p in typical_points(phase)]
 
 

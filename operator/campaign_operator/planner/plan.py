@@ -22,6 +22,7 @@ from campaign_operator.api.campaign import (
     PhaseStatus,
     Promotion,
     RunKind,
+    SearchSweep,
     TrainingCampaign,
     TrainingCampaignStatus,
     TrialCounts,
@@ -42,7 +43,7 @@ from .naming import canonical_json, search_trial_name
 from .scaledown import run_kind, search_budget
 from .search import Observation, Outcome, observation, suggest
 from .semantics import problems_message, semantic_problems
-from .sweeps import SweepPoint, expand
+from .sweeps import SweepPoint, expand, search_of
 from .trials import TrialSetupError, decide_skip, new_trial, phase_objective, phase_trials, point_name
 from .views import best_trial, expression_metrics, gate_values, phase_view
 
@@ -211,11 +212,10 @@ class _Planner:
         status.promoted = promoted
         return self._active(index, phase, status, promoted)
 
-    def _searched(self, phase: Phase) -> list[SweepPoint]:
+    def _searched(self, phase: Phase, search: SearchSweep) -> list[SweepPoint]:
         """A search phase's points: its trials created so far (by index), then a suggestion for each
         slot free now (budget and parallelism allowing), from those trials as observed."""
-        assert phase.sweep is not None and phase.sweep.search is not None
-        search, name = phase.sweep.search, self.campaign.metadata.name
+        name = self.campaign.metadata.name
         budget = search_budget(search, self.campaign.spec.scale_down)
         created = {
             i: t for i in range(budget) if (t := self.observed.get(search_trial_name(name, phase.name, i)))
@@ -264,11 +264,10 @@ class _Planner:
         name = self.campaign.metadata.name
         first_action = len(self.work.actions)
         matcher = InputMatcher(phase, self.trials_by_phase) if phase.inputs else None
+        search = search_of(phase)
         try:
             points = (
-                self._searched(phase)
-                if phase.sweep is not None and phase.sweep.search is not None
-                else _points(self.campaign, index, phase, promoted)
+                self._searched(phase, search) if search else _points(self.campaign, index, phase, promoted)
             )
         except ExpressionError as e:
             return self._ended(status, PhaseState.FAILED, "SkipWhenError", str(e))
@@ -367,7 +366,7 @@ class _Planner:
 
     def _of_plan(self, phase: Phase) -> str:
         """What the phase's trial count is out of: a search's budget, a scaled-down run's plan."""
-        search = phase.sweep.search if phase.sweep else None
+        search = search_of(phase)
         if search is not None:
             budget = search_budget(search, self.campaign.spec.scale_down)
             full = f", {search.trials} in the full plan" if budget < search.trials else ""

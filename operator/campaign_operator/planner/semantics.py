@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from campaign_operator.api.base import MESSAGE_BUDGET, bounded
-from campaign_operator.api.campaign import Phase, SearchAlgorithm, TrainingCampaign
+from campaign_operator.api.campaign import Phase, SearchAlgorithm, SearchSweep, TrainingCampaign
 from campaign_operator.api.common import TASK_METRICS, DatasetSpec, StopRule, task_metrics
 from campaign_operator.lifecycle.outcomes import point_label
 
@@ -51,7 +51,7 @@ from .expressions import (
 )
 from .inputs import index_by, match_key, shown
 from .pareto import objectives_problems, promotion_problems
-from .sweeps import count_points, raw_points, typical_points
+from .sweeps import count_points, raw_points, search_of, typical_points
 from .templates import DatasetTemplateError, Template, TemplateError, dataset_fields, parse
 from .trials import dataset_field, merged_parameters, phase_trials, point_name, skip_reason, trial_dataset
 from .views import phase_view_type
@@ -272,12 +272,10 @@ class _Checker:
                 self.metric(f"{where}.earlyStopping.metric", task, phase.early_stopping.metric)
             if phase.early_termination is not None:
                 self.early_termination(f"{where}.earlyTermination", phase, task)
-            if phase.sweep is not None and phase.sweep.search is not None:
-                self.search(f"{where}.sweep.search", phase)
+            if (search := search_of(phase)) is not None:
+                self.search(f"{where}.sweep.search", phase, search)
 
-    def search(self, where: str, phase: Phase) -> None:
-        assert phase.sweep is not None and phase.sweep.search is not None
-        search = phase.sweep.search
+    def search(self, where: str, phase: Phase, search: SearchSweep) -> None:
         if search.algorithm == SearchAlgorithm.TPE and search.startup_trials >= search.trials:
             self.report.add(
                 f"{where}.startupTrials",

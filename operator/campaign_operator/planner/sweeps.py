@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from campaign_operator.api.campaign import Distribution, Phase, Sweep
+from campaign_operator.api.campaign import Distribution, Phase, SearchSweep, Sweep
 
 from .naming import canonical_json
 
@@ -65,9 +65,19 @@ def raw_points(sweep: Sweep | None) -> list[dict[str, Any]]:
     if sweep.search is not None:
         return []
     assert sweep.random is not None
-    rng = random.Random(sweep.random.seed)
-    names = sorted(sweep.random.space)
-    return [{n: _draw(sweep.random.space[n], rng) for n in names} for _ in range(sweep.random.samples)]
+    return _draws(sweep.random.space, sweep.random.seed, sweep.random.samples)
+
+
+def _draws(space: dict[str, Distribution], seed: int, count: int) -> list[dict[str, Any]]:
+    """`count` points drawn from `space`, the same for the same seed."""
+    rng = random.Random(seed)
+    names = sorted(space)
+    return [{n: _draw(space[n], rng) for n in names} for _ in range(count)]
+
+
+def search_of(phase: Phase) -> SearchSweep | None:
+    """The phase's sweep when it is a search (its trials are suggested as slots free)."""
+    return phase.sweep.search if phase.sweep is not None else None
 
 
 def count_points(sweep: Sweep | None) -> int:
@@ -108,10 +118,8 @@ PROBES = 8
 def typical_points(phase: Phase) -> list[SweepPoint]:
     """The phase's points; for a search, the first draws of its space at random (the same every
     time): what validation evaluates skipWhen, dataset templates and inputs over."""
-    if phase.sweep is None or phase.sweep.search is None:
+    search = search_of(phase)
+    if search is None:
         return expand(phase)
-    space = phase.sweep.search.space
-    rng = random.Random(phase.sweep.search.seed)
-    names = sorted(space)
-    draws = [{n: _draw(space[n], rng) for n in names} for _ in range(PROBES)]
+    draws = _draws(search.space, search.seed, PROBES)
     return [SweepPoint(i, p, canonical_json(p), searched=True) for i, p in enumerate(draws)]

@@ -35,7 +35,7 @@ from campaign_operator.api.common import TrialState
 from campaign_operator.api.trial import Trial
 from campaign_operator.planner import accounting
 from campaign_operator.planner.scaledown import describe, search_budget, trials_per_phase
-from campaign_operator.planner.sweeps import expand
+from campaign_operator.planner.sweeps import expand, search_of
 from campaign_operator.planner.trials import phase_trials
 
 from .results import point_label
@@ -141,7 +141,7 @@ def planned_trials(campaign: TrainingCampaign) -> dict[str, int]:
     if key not in _PLANNED:
         out = {}
         for i, phase in enumerate(campaign.spec.phases):
-            search = phase.sweep.search if phase.sweep else None
+            search = search_of(phase)
             try:
                 scale = campaign.spec.scale_down
                 out[phase.name] = search_budget(search, scale) if search else len(phase_trials(campaign, i))
