@@ -238,8 +238,8 @@ class LocalExecutor:
         f = self._inflight.get(trial)
         if f is None or f.stopping:
             return
-        f.stopping = True
         if graceful:
+            f.stopping = True
             append_line(halt_path(f.progress_file), {"halt": trial, "attempt": f.attempt})
             f.kill_at = time.monotonic() + HALT_GRACE_S
         else:
@@ -249,7 +249,7 @@ class LocalExecutor:
     def _kill(f: _InFlight) -> None:
         import ray
 
-        f.kill_at = None
+        f.stopping, f.kill_at = True, None
         # force: kill the worker process; the training loop only checks for a halt request.
         ray.cancel(f.ref, force=True)
 
@@ -269,7 +269,6 @@ class LocalExecutor:
         import ray
 
         for f in list(self._inflight.values()):
-            f.stopping = True
             self._kill(f)
         deadline = time.monotonic() + 10
         while self._inflight and time.monotonic() < deadline:
