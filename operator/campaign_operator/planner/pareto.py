@@ -128,14 +128,13 @@ def best_by_weights(
 
 
 def promoted_point(
-    trials: Iterable[Trial],
+    front: Sequence[FrontPoint],
     objectives: Sequence[Objective],
     metric: str | None,
     weights: Mapping[str, float] | None,
 ) -> FrontPoint | None:
     """The front trial fromPhase promotes from a multi-objective phase: by its weights, else the
     front's best by its metric, else by the first objective; None while the front is empty."""
-    front = pareto_front(trials, objectives)
     if not front:
         return None
     if weights:
@@ -156,11 +155,11 @@ def front_view(front: Sequence[FrontPoint], objectives: Sequence[Objective]) -> 
     ]
 
 
-def phase_front_view(phase: Phase, trials: Iterable[Trial]) -> list[dict[str, Any]] | None:
+def phase_front_view(phase: Phase, front: Sequence[FrontPoint]) -> list[dict[str, Any]] | None:
     """`phase.front` of a multi-objective phase; None for a single-objective one (it has none)."""
     if not phase.objectives:
         return None
-    return front_view(pareto_front(trials, phase.objectives), phase.objectives)
+    return front_view(front, phase.objectives)
 
 
 # -- validation (semantics.check_campaign reports these with the offending field's path) -------------

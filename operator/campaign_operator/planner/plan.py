@@ -93,14 +93,20 @@ def _retryable(trial: Trial, retries: int) -> bool:
 
 
 def _promoted(
-    campaign: TrainingCampaign, phase: Phase, trials_by_phase: dict[str, list[Trial]]
+    campaign: TrainingCampaign,
+    phase: Phase,
+    trials_by_phase: dict[str, list[Trial]],
+    fronts: dict[str, list[pareto.FrontPoint]],
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """Parameters taken from the best trial of fromPhase, or an error message."""
+    """Parameters taken from the best trial of fromPhase (of its front, when it is multi-objective),
+    or an error message."""
     promo = phase.from_phase
     if promo is None:
         return None, None
     source = next(p for p in campaign.spec.phases if p.name == promo.phase)
-    chosen = _promotion_source(campaign, source, promo, trials_by_phase.get(promo.phase, []))
+    chosen = _promotion_source(
+        campaign, source, promo, trials_by_phase.get(promo.phase, []), fronts.get(promo.phase, [])
+    )
     if isinstance(chosen, str):
         return None, chosen
     best = chosen
@@ -116,12 +122,16 @@ def _promoted(
 
 
 def _promotion_source(
-    campaign: TrainingCampaign, source: Phase, promo: Promotion, trials: list[Trial]
+    campaign: TrainingCampaign,
+    source: Phase,
+    promo: Promotion,
+    trials: list[Trial],
+    front: list[pareto.FrontPoint],
 ) -> BestTrial | str:
     """The trial fromPhase takes parameters from (as a BestTrial), or why there is none. From a
     multi-objective phase: a front trial, by the declared rule (pareto.promoted_point)."""
     if source.objectives:
-        point = pareto.promoted_point(trials, source.objectives, promo.metric, promo.weights)
+        point = pareto.promoted_point(front, source.objectives, promo.metric, promo.weights)
         if point is None:
             metrics = ", ".join(o.metric for o in source.objectives)
             return f"phase {promo.phase} has no Succeeded trial with finite {metrics} to promote"
@@ -159,6 +169,8 @@ class _Planner:
         self.results: dict[str, PhaseStatus] = {}
         self.trials_by_phase: dict[str, list[Trial]] = {}
         self.views: dict[str, dict[str, Any]] = {}
+        self.fronts: dict[str, list[pareto.FrontPoint]] = {}
+        """Each active multi-objective phase's Pareto front, found once per plan."""
 
     # -- phases -----------------------------------------------------------------------------
     def phase(self, index: int, phase: Phase) -> PhaseStatus:
@@ -206,7 +218,7 @@ class _Planner:
                 return self._ended(status, PhaseState.FAILED, "WhenError", str(e))
             if not go:
                 return self._ended(status, PhaseState.SKIPPED, "WhenNotMet", f"when is false: {phase.when}")
-        promoted, problem = _promoted(self.campaign, phase, self.trials_by_phase)
+        promoted, problem = _promoted(self.campaign, phase, self.trials_by_phase, self.fronts)
         if problem is not None:
             return self._ended(status, PhaseState.FAILED, "NoTrialToPromote", problem)
         status.promoted = promoted
@@ -336,7 +348,7 @@ class _Planner:
         objective = phase_objective(self.campaign, phase)
         ranked: list[Trial] = trials
         if phase.objectives:
-            front = pareto.pareto_front(trials, phase.objectives)
+            front = self.fronts[phase.name] = pareto.pareto_front(trials, phase.objectives)
             status.front, status.front_size = pareto.bounded_front(front, phase.objectives), len(front)
             ranked = [p.trial for p in front]  # the best by the first objective is then a front trial
         status.best = best_trial(ranked, objective.metric, objective.mode, expression_metrics(self.campaign))
@@ -375,7 +387,7 @@ class _Planner:
 
     def _gate(self, index: int, phase: Phase, status: PhaseStatus, trials: list[Trial]) -> PhaseStatus:
         assert phase.gate is not None
-        view = phase_view(status, trials, pareto.phase_front_view(phase, trials))
+        view = phase_view(status, trials, pareto.phase_front_view(phase, self.fronts.get(phase.name, [])))
         values = gate_values(view, status.best, status.front)
         gate = GateStatus(expression=phase.gate.expression, values=values)
         status.gate = gate
@@ -646,7 +658,8 @@ def plan(campaign: TrainingCampaign, trials: Sequence[Trial], now: datetime) -> 
         planner.results[phase.name] = result
         if result.state.is_terminal or result.state == PhaseState.RUNNING:
             trials = planner.trials_by_phase.get(phase.name, [])
-            planner.views[phase.name] = phase_view(result, trials, pareto.phase_front_view(phase, trials))
+            front = pareto.phase_front_view(phase, planner.fronts.get(phase.name, []))
+            planner.views[phase.name] = phase_view(result, trials, front)
     planner.launches()
     status = planner.status()
     waits = planner.work.wait_seconds
